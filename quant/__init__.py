@@ -1,0 +1,1 @@
+"""intforge quantizer: float ONNX -> verified, prepared, calibrated, fully integer graph."""
