@@ -84,10 +84,18 @@ def multiplier_and_shift(scale: float, mult_bits: int, where: str) -> tuple[int,
 
 
 def pow2_shift(scale: float, where: str) -> tuple[int, int]:
-    """Multiplier-free requantization: M = 1 and n = round(-log2 S), exact when S is a power of two."""
+    """Multiplier-free requantization: M = 1 and n = round(-log2 S), exact when S is a power of two.
+
+    A scale S >= 1 would need n <= 0; it becomes M = 2^(1-n), n = 1 instead: M is still a
+    power of two (a left shift in hardware, no multiplier) and the rounding term then adds
+    nothing, so the result is exactly acc * S.
+    """
     if not (scale > 0 and math.isfinite(scale)):
         raise QuantizationError(f"{where}: requantization scale must be positive and finite, not {scale!r}")
-    return 1, _check_shift(round(-math.log2(scale)), scale, where)
+    shift = round(-math.log2(scale))
+    if MIN_SHIFT > shift > -32:
+        return 1 << (MIN_SHIFT - shift), MIN_SHIFT
+    return 1, _check_shift(shift, scale, where)
 
 
 def _check_shift(shift: int, scale: float, where: str) -> int:
