@@ -41,6 +41,12 @@ class Node:
     def __str__(self) -> str:
         return f"node '{self.name}' ({self.op})"
 
+    @property
+    def preactivation(self) -> str:
+        """The tensor holding the output before the fused activation (the output itself when
+        there is none); `Graph.to_onnx` exposes it under this name."""
+        return f"{self.outputs[0]}__preact" if self.activation is not None else self.outputs[0]
+
 
 @dataclass
 class ValueInfo:
@@ -160,9 +166,7 @@ class Graph:
         """
         nodes = []
         for node in self.nodes:
-            outs = list(node.outputs)
-            if node.activation is not None:
-                outs[0] = f"{node.outputs[0]}__preact"
+            outs = [node.preactivation, *node.outputs[1:]]
             nodes.append(helper.make_node(node.op, node.inputs, outs, name=node.name,
                                           domain=node.domain or None, **_onnx_attrs(node.attrs)))
             if node.activation is not None:

@@ -44,11 +44,14 @@ class QuantOptions:
     per_channel: bool = True
     calibration: CalibMethod = CalibMethod.MINMAX
     mult_bits: int = 16
+    output_bits: int = 16  # graph outputs: wider, so near-equal logits do not tie after rounding
+    bias_correction: bool = True  # see quant.bias_correction
     layers: dict[str, LayerOverride] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_bits("weight_bits", self.weight_bits)
         check_bits("act_bits", self.act_bits)
+        check_bits("output_bits", self.output_bits)
         for name, override in self.layers.items():
             for key in ("weight_bits", "act_bits"):
                 value = getattr(override, key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from quant.calibrate import Range
+from quant.ranges import Range
 from quant.errors import QuantizationError
 from quant.graph import Graph
 from quant.options import QuantOptions, ScaleMode
@@ -91,11 +91,16 @@ def assign_qparams(graph: Graph, ranges: dict[str, Range], options: QuantOptions
         if node.op in INDEX_OPS:
             fixed[groups.find(out)] = INDEX_QPARAMS
         elif node.op == "Softmax":
-            fixed[groups.find(out)] = softmax_qparams(options.act_bits_for(node.name))
+            is_output = out in graph.output_names()
+            fixed[groups.find(out)] = softmax_qparams(
+                options.output_bits if is_output else options.act_bits_for(node.name))
         root = groups.find(out)
         bits[root] = max(bits.get(root, 0), options.act_bits_for(node.name))
     root = groups.find(graph.input.name)
     bits[root] = max(bits.get(root, 0), options.act_bits)
+    for name in graph.output_names():
+        if groups.find(name) in bits:
+            bits[groups.find(name)] = options.output_bits
 
     union: dict[str, Range] = {}
     for name in tensors:

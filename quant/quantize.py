@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from quant import ir
-from quant.calibrate import Range
+from quant.ranges import Range
 from quant.convert import CONVERTERS
 from quant.convert.context import Context
 from quant.errors import ModelError
@@ -58,6 +58,7 @@ def describe(options: QuantOptions) -> str:
         "weight_bits": options.weight_bits, "act_bits": options.act_bits,
         "scale": options.scale.value, "per_channel": options.per_channel,
         "calibration": options.calibration.value, "mult_bits": options.mult_bits,
+        "output_bits": options.output_bits, "bias_correction": options.bias_correction,
         "layers": {name: {k: v for k, v in vars(o).items() if v is not None}
                    for name, o in sorted(options.layers.items())},
     }, sort_keys=True)

@@ -12,19 +12,38 @@ from quant.convert.context import Context, check_product_width
 from quant.errors import ModelError
 from quant.graph import Node
 from quant.options import ScaleMode
-from quant.qtypes import pow2_scale, signed_bits_for
+from quant.qtypes import signed_bits_for
+
+# Fractions of a channel's peak |w| tried as its clipping threshold (1.0 first: no clipping).
+CLIP_CANDIDATES = tuple(np.linspace(1.0, 0.5, 21))
 
 
 def quantize_weights(weight: np.ndarray, bits: int, per_channel: bool,
                      mode: ScaleMode) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric weights on [-(2^(b-1)-1), 2^(b-1)-1]; one scale per output channel (axis 0),
-    or one for the whole tensor. Returns (w_q int64, s_w float64 per channel)."""
+    or one for the whole tensor. Returns (w_q int64, s_w float64 per channel).
+
+    The scale is the one among `CLIP_CANDIDATES` fractions of the peak that minimizes the
+    squared rounding-plus-clipping error: at 4 bits, clipping a few outliers of a channel
+    buys a finer grid for all the other weights.
+    """
     qmax = (1 << (bits - 1)) - 1
-    flat = np.abs(weight.reshape(weight.shape[0], -1).astype(np.float64))
-    peak = flat.max(axis=1) if per_channel else np.full(weight.shape[0], flat.max())
-    scales = np.where(peak > 0, peak / qmax, 1.0)
-    if mode is ScaleMode.POW2:
-        scales = np.array([pow2_scale(s) for s in scales])
+    flat = weight.reshape(weight.shape[0], -1).astype(np.float64)
+    if not per_channel:
+        flat = flat.reshape(1, -1)
+    peak = np.abs(flat).max(axis=1)
+    best_scale = np.where(peak > 0, peak / qmax, 1.0)
+    best_error = np.full(len(peak), np.inf)
+    for fraction in CLIP_CANDIDATES:
+        scale = np.where(peak > 0, peak * fraction / qmax, 1.0)
+        if mode is ScaleMode.POW2:
+            scale = 2.0 ** np.ceil(np.log2(scale))
+        q = np.clip(np.floor(flat / scale[:, None] + 0.5), -qmax, qmax)
+        error = ((q * scale[:, None] - flat) ** 2).sum(axis=1)
+        better = error < best_error
+        best_scale = np.where(better, scale, best_scale)
+        best_error = np.where(better, error, best_error)
+    scales = np.broadcast_to(best_scale, (weight.shape[0],)).copy()
     shaped = scales.reshape((-1,) + (1,) * (weight.ndim - 1))
     w_q = np.clip(np.floor(weight / shaped + 0.5), -qmax, qmax).astype(np.int64)
     return w_q, scales
