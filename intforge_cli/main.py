@@ -10,11 +10,12 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from intforge_cli.commands import compare, demo, evaluate, inspect, quantize, run
+from intforge_cli.commands import (check, compare, demo, evaluate, export_onnx, inspect, quantize,
+                                   run)
 from quant.errors import IntforgeError
 
 EXIT_USAGE = 2
-COMMANDS = (quantize, evaluate, run, compare, inspect, demo)
+COMMANDS = (quantize, evaluate, run, compare, inspect, export_onnx, check, demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

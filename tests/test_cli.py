@@ -20,29 +20,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from cliutil import REPO_ROOT, assert_user_error, intforge, last_json
+
 MODEL = REPO_ROOT / "models" / "digits_cnn.onnx"
 CALIB = REPO_ROOT / "models" / "digits_calib.npz"
 TEST = REPO_ROOT / "models" / "digits_test.npz"
-
-
-def intforge(*args: object, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "250"}  # rich tables keep whole names in a wide terminal
-    return subprocess.run([sys.executable, "-m", "intforge_cli.main", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
-def assert_user_error(result: subprocess.CompletedProcess[str], *words: str) -> str:
-    lines = result.stderr.splitlines()
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("intforge: error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
-
-def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
 
 
 # ---- bad input ----------------------------------------------------------------------
