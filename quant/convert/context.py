@@ -78,7 +78,10 @@ class Context:
                           zero_point=self.qp(node.outputs[0]).zero_point, qmin=low, qmax=high)
 
     def multiplier(self, scale: float, where: str) -> tuple[int, int]:
-        if self.options.scale is ScaleMode.POW2:
+        """(M, n) for a real scale. In pow2 mode every tensor scale is a power of two, so the
+        ratios of Conv, Gemm, Add and Mul are too and need no multiplier; a ratio that is not
+        (an average over 9 elements, say) keeps a dyadic multiplier rather than a wrong shift."""
+        if self.options.scale is ScaleMode.POW2 and math.frexp(scale)[0] == 0.5:
             return pow2_shift(scale, where)
         return multiplier_and_shift(scale, self.options.mult_bits, where)
 
