@@ -10,8 +10,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def intforge(*args: object, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+def intforge(*args: object, cwd: Path = REPO_ROOT, hash_seed: str | None = None
+             ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "250"}  # rich tables keep whole names in a wide terminal
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = hash_seed
     return subprocess.run([sys.executable, "-m", "intforge_cli.main", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 

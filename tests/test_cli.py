@@ -139,9 +139,12 @@ def int_model(tmp_path_factory) -> Path:
     return out
 
 
-def test_quantize_is_deterministic(int_model, tmp_path):
+@pytest.mark.parametrize("hash_seed", ["0", "12345"])
+def test_quantize_is_deterministic(int_model, tmp_path, hash_seed):
+    """Same model, data and options: the same bytes, in another process with another hash seed
+    (no dependence on set or dict iteration order)."""
     again = tmp_path / "again.onnx"
-    assert intforge("quantize", MODEL, "--calib", CALIB, "-o", again).returncode == 0
+    assert intforge("quantize", MODEL, "--calib", CALIB, "-o", again, hash_seed=hash_seed).returncode == 0
     assert again.read_bytes() == int_model.read_bytes()
 
 
