@@ -1,0 +1,111 @@
+"""Accuracy of every model: float, intforge (W8A8 and W4A8, each calibration method, plus
+power-of-two scales) and onnxruntime's quantize_static (QDQ, U8S8), on the same calibration
+and test splits. Each cell is the test accuracy and the argmax agreement with the float
+model (onnxruntime on the original file), in percent. A failed quantization is a cell
+"failed (Reason)", never a crash. Writes bench/results/accuracy.md (the table for
+README.md) and its section of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress, TaskID
+
+from intforge_cli.models import FloatModel, labels
+from ort_quant import CONFIGS, OrtConfig, preprocess, quantize
+from quant.errors import IntforgeError
+from quant.options import CalibMethod, QuantOptions, ScaleMode
+from quant.pipeline import quantize_model
+from report import machine, markdown_table, progress, publish
+from zoo import MODELS, dataset, float_labels, golden_labels, model_path
+
+
+def intforge_configs() -> list[tuple[str, QuantOptions]]:
+    """Per weight width: every calibration method with dyadic scales, then pow2 with minmax."""
+    configs = []
+    for bits in (8, 4):
+        configs += [(f"intforge W{bits}A8 {method.value}",
+                     QuantOptions(weight_bits=bits, calibration=method)) for method in CalibMethod]
+        configs.append((f"intforge W{bits}A8 pow2 minmax",
+                        QuantOptions(weight_bits=bits, scale=ScaleMode.POW2)))
+    return configs
+
+
+INTFORGE = intforge_configs()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One model's cells, in row order, and notes for below the table."""
+
+    cells: list[str]
+    notes: list[str]
+
+
+def cell(predicted: np.ndarray, reference: np.ndarray, truth: np.ndarray) -> str:
+    return f"{100 * np.mean(predicted == truth):.2f} / {100 * np.mean(predicted == reference):.1f}"
+
+
+def intforge_cell(name: str, options: QuantOptions, reference: np.ndarray) -> str:
+    try:
+        graph = quantize_model(model_path(name), dataset(name, "calib"), options, progress=False)
+    except IntforgeError as e:
+        return f"failed ({type(e).__name__})"
+    return cell(golden_labels(graph, name), reference, dataset(name, "test").y)
+
+
+def ort_cell(name: str, model: Path, config: OrtConfig, reference: np.ndarray, workdir: Path) -> str:
+    test = dataset(name, "test")
+    try:  # a third-party tool: any exception is its failure, reported by class name
+        quantized = quantize(model, dataset(name, "calib").x, config, workdir)
+        predicted = labels(FloatModel(quantized).outputs(test.x)[0])
+    except Exception as e:
+        return f"failed ({type(e).__name__})"
+    return cell(predicted, reference, test.y)
+
+
+def column(name: str, workdir: Path, bar: Progress, task: TaskID) -> Column:
+    reference, notes = float_labels(name), []
+    cells = [cell(reference, reference, dataset(name, "test").y)]
+    for label, options in INTFORGE:
+        bar.update(task, description=f"{name}: {label}")
+        cells.append(intforge_cell(name, options, reference))
+        bar.advance(task)
+    try:
+        model = preprocess(model_path(name), workdir)
+    except Exception as e:  # onnxruntime's pre-processing is optional: quantize the original
+        model = model_path(name)
+        notes.append(f"{name}: quant_pre_process failed ({type(e).__name__}); quantized the original")
+    for config in CONFIGS:
+        bar.update(task, description=f"{name}: {config.label}")
+        cells.append(ort_cell(name, model, config, reference, workdir))
+        bar.advance(task)
+    return Column(cells, notes)
+
+
+def main() -> None:
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, progress() as bar:
+        task = bar.add_task("accuracy", total=len(MODELS) * (len(INTFORGE) + len(CONFIGS)))
+        columns = [column(name, Path(tmp), bar, task) for name in MODELS]
+    row_names = ["float (onnxruntime)", *(label for label, _ in INTFORGE), *(c.label for c in CONFIGS)]
+    rows = [[label, *(col.cells[i] for col in columns)] for i, label in enumerate(row_names)]
+    test = dataset(MODELS[0], "test")
+    notes = [f"- {note}" for col in columns for note in col.notes]
+    publish("accuracy", "\n".join([
+        f"Test accuracy % / argmax agreement with the float model % on the {len(test)} test "
+        f"images; calibration on the {len(dataset(MODELS[0], 'calib'))} calibration images. "
+        f"intforge: all-integer, per-channel weights, dyadic scales unless pow2, bias "
+        f"correction on. onnxruntime: quantize_static after quant_pre_process, QDQ, QUInt8 "
+        f"activations, QInt8 weights; operators without an integer kernel run in float between "
+        f"DequantizeLinear and QuantizeLinear. {machine()}",
+        "", markdown_table(["configuration", *MODELS], rows), *([""] + notes if notes else []),
+        "", f"Generated by `bench/accuracy_table.py` in {time.perf_counter() - start:.0f} s."]))
+
+
+if __name__ == "__main__":
+    main()
