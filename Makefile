@@ -18,4 +18,5 @@ test-fast: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	tools/install-hdl.sh $(VENV)
 	touch $@

@@ -4,13 +4,11 @@ from pathlib import Path
 import pytest
 
 from hw.fold import Fold
-from hw.layers.dense import DenseEngine
-from quant import evaluate, ir
-from quant.data import load_dataset
+from quant import ir
 from quant.options import QuantOptions, ScaleMode
-from quant.pipeline import quantize_model
 from sim.amaranth_harness import run_stream
-from sim.tb_dense import check_dense, check_full_rate_cycles, random_dense
+from sim.tb_dense import check_dense, check_full_rate_cycles, graph_dense, random_dense
+from sim.vectors import quantized_taps
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDS = [Fold(1, 1), Fold(2, 3), Fold(3, 4), Fold(16, 32)]
@@ -42,13 +40,11 @@ def test_dense_matches_golden_with_gaps_and_backpressure(bits, fold):
 @pytest.mark.parametrize("options", [QuantOptions(), QuantOptions(
     weight_bits=4, act_bits=4, scale=ScaleMode.POW2)], ids=["int8-dyadic", "int4-pow2"])
 def test_dense_runs_every_layer_of_the_quantized_mlp(options):
-    calib = load_dataset(ROOT / "models" / "digits_calib.npz")
-    graph = quantize_model(ROOT / "tests" / "models" / "mlp.onnx", calib, options, progress=False)
-    taps = evaluate.run(graph, evaluate.quantize_input(graph, calib.x[:6]), taps=True)
+    graph, taps = quantized_taps(ROOT / "tests" / "models" / "mlp.onnx",
+                                 ROOT / "models" / "digits_calib.npz", options, samples=6)
     gemms = [op for op in graph.ops if isinstance(op, ir.Gemm)]
     assert len(gemms) == 3
     for op in gemms:
-        engine = DenseEngine(op, in_type=graph.tensors[op.inputs[0]].itype,
-                             out_type=graph.tensors[op.outputs[0]].itype, fold=Fold(4, 8))
+        engine = graph_dense(graph, op, Fold(4, 8))
         check_dense(engine, taps[op.inputs[0]], lambda case: run_stream(engine, case),
                     gap=0.2, stall=0.2, seed=1)

@@ -38,6 +38,7 @@ def test_weights_are_rom_initial_values():
     text = verilog(engine)
     tiles = engine.mac.tiles.reshape(-1)  # 9 tiles of one signed(4) weight each
     assert "reg [3:0] weights [8:0];" in text
-    initial = {int(i): int(v, 16) for i, v in re.findall(r"weights\[(\d+)\] = 4'h([0-9a-f]);", text)}
+    pattern = r"weights\[(\d+)\] = 4'h([0-9a-f]);"
+    initial = {int(i): int(v, 16) for i, v in re.findall(pattern, text)}
     assert initial == {i: int(w) & 0xF for i, w in enumerate(tiles)}
     assert np.any(tiles < 0) and len(set(tiles.tolist())) > 2

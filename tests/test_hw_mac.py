@@ -33,7 +33,12 @@ def make(case, seed):
     return mac, op, operands(in_type, 7, k, rng)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}x{c[1]}-P{c[2].outputs}S{c[2].inputs}-{c[3]}")
+def case_id(case) -> str:
+    n, k, fold, in_type, weight_bits = case
+    return f"{n}x{k}-P{fold.outputs}S{fold.inputs}-{in_type}-w{weight_bits}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 @pytest.mark.parametrize("gap, stall", [(0.0, 0.0), (0.3, 0.5)])
 def test_mac_array_matches_golden(case, gap, stall):
     mac, op, x = make(case, seed=CASES.index(case))

@@ -87,5 +87,6 @@ def test_pow2_mode_has_no_multiplier():
 
 def test_rejects_a_zero_shift():
     rq = ir.Requant(multiplier=np.array([5]), shift=np.array([0]), zero_point=0, qmin=0, qmax=255)
-    with pytest.raises(ValueError, match=r"^Requant multipliers and shifts must be >= 1, not 5 and 0$"):
+    message = r"^Requant multipliers and shifts must be >= 1, not 5 and 0$"
+    with pytest.raises(ValueError, match=message):
         Requantizer(rq, acc_bits=16, out_type=UINT8)

