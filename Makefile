@@ -19,4 +19,5 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	tools/install-hdl.sh $(VENV)
+	tools/install-fpga.sh
 	touch $@

@@ -94,8 +94,9 @@ class Requantizer(wiring.Component):
         m.d.comb += i.ready.eq(advance)
 
         param = self._parameters(m, advance)
-        acc = Signal(data.ArrayLayout(signed(self.acc_bits), self.lanes))
-        product = Signal(data.ArrayLayout(signed(self.product_bits), self.lanes))
+        # No reset on the multiplier's operand and product registers: they go into the DSP.
+        acc = Signal(data.ArrayLayout(signed(self.acc_bits), self.lanes), reset_less=True)
+        product = Signal(data.ArrayLayout(signed(self.product_bits), self.lanes), reset_less=True)
         valid = Signal(2)
         rshift = [Signal(self.shapes["rshift"]) if "rshift" in self.per_channel else
                   self.constants["rshift"] for _ in range(self.lanes)]
