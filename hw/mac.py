@@ -36,6 +36,9 @@ class MacArray(wiring.Component):
     groups in order (the block counts beats and groups itself). Output stream:
     `{acc: [P] x signed(acc_bits), index: g}`, one beat per group, the requantizer's input.
     Weights and biases are ROMs; weights are stored at the narrowest width that holds them.
+    With `per_lane`, each output lane p has its own S inputs (input `[P] x [S] x in_shape`,
+    product w[p, s] * x[p][s]): grouped and depthwise convolutions, whose output channels
+    read different input channels, then multiply no structural zeros.
 
     Pipeline (`LATENCY` = 4 cycles from a group's last input beat to its output):
     input register and weight ROM read; multiplier input registers; multiplier output
@@ -47,7 +50,7 @@ class MacArray(wiring.Component):
     LATENCY = 4
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, *, in_shape: ShapeLike,
-                 acc_bits: int, fold: Fold):
+                 acc_bits: int, fold: Fold, per_lane: bool = False):
         weight = np.asarray(weight, np.int64)
         bias = np.asarray(bias, np.int64).reshape(-1)
         if weight.ndim != 2 or bias.shape != weight.shape[:1]:
@@ -63,8 +66,11 @@ class MacArray(wiring.Component):
         self.product_shape = range_shape([-1] + [a * b for a in bounds(in_shape) for b in w_ends])
         self.tiles = fold.weight_tiles(weight)  # [G*J, P, S]
         self.bias_tiles = to_beats(bias, fold.outputs)  # [G, P]
+        self.per_lane = per_lane
+        lanes = data.ArrayLayout(in_shape, fold.inputs)
+        self.in_layout = data.ArrayLayout(lanes, fold.outputs) if per_lane else lanes
         super().__init__({
-            "i_stream": In(stream.Signature(data.ArrayLayout(in_shape, fold.inputs))),
+            "i_stream": In(stream.Signature(self.in_layout)),
             "o_stream": Out(stream.Signature(
                 requant_input(acc_bits, fold.outputs, self.groups))),
         })
@@ -98,9 +104,13 @@ class MacArray(wiring.Component):
         meta = data.StructLayout({"valid": 1, "first": 1, "last": 1,
                                   "group": index_shape(self.groups)})
         meta1, meta2, meta3 = (Signal(meta, name=f"meta{n}") for n in (1, 2, 3))
-        x1, x2 = (Signal(data.ArrayLayout(self.in_shape, s_in), name=f"x{n}") for n in (1, 2))
-        w2 = Signal(tile_layout)
-        product = Signal(data.ArrayLayout(data.ArrayLayout(self.product_shape, s_in), p_out))
+        # Operand and product registers have no reset (the valid bits do), so synthesis can
+        # put them inside the DSP block (iCE40's SB_MAC16 has no synchronous reset), which is
+        # also what lets nextpnr time the multiplier.
+        x1, x2 = (Signal(self.in_layout, name=f"x{n}", reset_less=True) for n in (1, 2))
+        w2 = Signal(tile_layout, reset_less=True)
+        product = Signal(data.ArrayLayout(data.ArrayLayout(self.product_shape, s_in), p_out),
+                         reset_less=True)
 
         acc_layout = data.ArrayLayout(signed(self.acc_bits), p_out)
         m.submodules.biases = biases = Memory(
@@ -117,7 +127,8 @@ class MacArray(wiring.Component):
                          o.valid.eq(meta3.valid & meta3.last), o.p.index.eq(meta3.group)]
             for p in range(p_out):
                 for s in range(s_in):
-                    m.d.sync += product[p][s].eq(x2[s] * w2[p][s])
+                    x = x2[p][s] if self.per_lane else x2[s]
+                    m.d.sync += product[p][s].eq(x * w2[p][s])
                 with m.If(meta3.valid):
                     start = Mux(meta3.first, b_port.data[p], o.p.acc[p])
                     m.d.sync += o.p.acc[p].eq(start + adder_tree([product[p][s]
