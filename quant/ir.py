@@ -1,7 +1,8 @@
 """The integer graph: one dataclass per integer operator, plus the tensors' types and scales.
 
 Conventions shared by every operator (and by `hw/`, which lowers these classes):
-- tensors are int64 numpy arrays in the golden model, NCHW, batch first;
+- tensors are integer numpy arrays in the golden model (computed in int64, stored in the
+  narrowest dtype their type allows), NCHW, batch first;
 - a tensor's real value is `scale * (q - zero_point)` (see `TensorSpec`); scales are
   metadata, never used at inference;
 - `Requant` is SPEC's one multiply, one rounding shift, one clamp:

@@ -76,6 +76,26 @@ def test_taps_return_every_tensor():
     assert set(taps) == set(expected)
     for name, value in expected.items():
         np.testing.assert_array_equal(taps[name], value, err_msg=name)
+        assert taps[name].dtype == np.int64, name  # whatever dtype stored it in between
+
+
+def test_values_beyond_int8_keep_their_16_bit_storage():
+    int16 = IntType(16, True)
+    conv = small_graph().ops[0]
+    conv.requant = ir.Requant(multiplier=np.array([20000, 17000]), shift=np.array([17, 17]), zero_point=4,
+                              qmin=-(2**15), qmax=2**15 - 1)
+    graph = ir.IntGraph(ops=[conv, ir.Reshape(name="flat", inputs=["c"], outputs=["f"], shape=(50,))],
+                        tensors={"x": spec((2, 5, 5), -3), "c": spec((2, 5, 5), 4, int16),
+                                 "f": spec((50,), 4, int16)},
+                        input="x", outputs=["f"])
+    padded = F.pad(torch.from_numpy(X.astype(np.float64)), (1, 1, 1, 1), value=-3)
+    acc = F.conv2d(padded, torch.from_numpy(W_CONV.astype(np.float64))).numpy().astype(np.int64)
+    c = requantize(acc + B_CONV[:, None, None], np.array([20000, 17000])[:, None, None], 17, 4,
+                   -(2**15), 2**15 - 1)
+    assert (np.abs(c) > 127).mean() > 0.5  # int8 storage would not do
+    out = run(graph, X)["f"]
+    np.testing.assert_array_equal(out, c.reshape(len(X), 50))
+    assert out.dtype == np.int64
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7, 100])
@@ -129,3 +149,20 @@ def test_quantize_input_checks_shape_and_dequantize_checks_names():
     with pytest.raises(DataError, match="^graph 'intforge' has no tensor named 'nope'$"):
         dequantize(small_graph(), "nope", np.zeros(3))
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_quantize_input_is_the_contract_quantizer(dtype):
+    """evaluate.quantize_input computes QParams.quantize in place; the two must agree bit for bit."""
+    graph = small_graph()
+    qparams = QParams(0.037, 5, INT8)
+    graph.tensors["x"] = ir.TensorSpec((2, 5, 5), qparams)
+    rng = np.random.default_rng(16)
+    ties = (np.arange(-150, 150) + 0.5) * qparams.scale  # x / s lands on (or next to) k + 1/2
+    values = np.concatenate([ties, np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf),
+                             rng.normal(0, 3, 200), [0.0, -0.0, 1e30, -1e30, np.inf, -np.inf]])
+    x = np.resize(values, (len(values) // 50 + 1, 2, 5, 5)).astype(dtype) if dtype != np.int64 else \
+        rng.integers(-300, 300, (9, 2, 5, 5))
+    got = quantize_input(graph, x)
+    np.testing.assert_array_equal(got, qparams.quantize(x))
+    assert got.dtype == np.int64

@@ -3,7 +3,10 @@
 Convolutions and pools are recomputed by torch in float64 on integer-valued tensors (exact:
 every sum here is far below 2^53), dot products and elementwise formulas with Python
 integers and fractions.Fraction, layout operators by onnx's reference evaluator. The
-requantizer itself is proven by hand vectors in test_quant_arith.py, so it is reused here.
+requantizer itself is proven by hand vectors in test_quant_arith.py, so it is reused here,
+and the kernels' in-place copy of it is compared with it. Every kernel also runs on narrow
+storage dtypes (as the golden model stores tensors), and keeps its outputs out of the
+scratch memory it reuses.
 """
 from __future__ import annotations
 
@@ -19,9 +22,12 @@ from onnx.reference import ReferenceEvaluator
 
 from quant import ir
 from quant.arith import requantize
-from quant.ops import KERNELS, kernel_for
+from quant.ops import KERNELS, kernel_for, linear
 from quant.ops.checks import ContractError, WidthError
-from quant.ops.matmul import FLOAT64_EXACT, dot_bound, int_matmul
+from quant.ops.dtypes import narrowest
+from quant.ops.matmul import (FLOAT32_EXACT, FLOAT64_EXACT, channel_sums, dot_bound, exact_dtype, exact_matmul,
+                              magnitude)
+from quant.ops.requant import requantize_scratch
 from quant.qtypes import signed_bits_for
 
 
@@ -92,16 +98,24 @@ CONV_CASES = {
     "depthwise": (2, 5, 6, 6, 5, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 5, False),
     "depthwise_x2_stride2": (1, 3, 7, 7, 6, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 3, True),
     "pointwise": (3, 4, 5, 5, 7, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False),
+    # geometries of the flat padded grid (quant.ops.windows.unroll): output rows wider than
+    # W + max(left, right), padding taller than the kernel, a window larger than the image
+    "pointwise_wide_pads": (2, 2, 5, 6, 3, (1, 1), (1, 1), (2, 3, 2, 1), (1, 1), 1, True),
+    "pads_beyond_kernel": (1, 1, 3, 4, 2, (2, 2), (1, 1), (3, 0, 3, 1), (1, 1), 1, False),
+    "kernel_over_image": (2, 2, 2, 2, 3, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    "stride2_dilation2_asym": (2, 3, 9, 10, 4, (3, 2), (2, 1), (1, 2, 0, 1), (2, 2), 1, False),
+    "stride_1x2": (1, 2, 6, 9, 3, (2, 3), (1, 2), (0, 1, 1, 0), (1, 1), 1, True),
+    "groups3_x2_dilated": (2, 6, 7, 7, 6, (3, 3), (1, 1), (2, 1, 2, 1), (2, 1), 3, True),
 }
 
 
-@pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_matches_torch(case):
-    n, c_in, h, w, c_out, kernel, strides, pads, dilations, group, signed = CONV_CASES[case]
+def conv_case(case: str, n: int | None = None) -> tuple[ir.Conv, np.ndarray, np.ndarray]:
+    """(op, x, expected output) of a CONV_CASES entry, expected from torch in float64."""
+    batch, c_in, h, w, c_out, kernel, strides, pads, dilations, group, signed = CONV_CASES[case]
     rng = np.random.default_rng(sorted(CONV_CASES).index(case))
     lo, hi = (-128, 127) if signed else (0, 255)
     zero = int(rng.integers(lo, hi + 1))
-    x = rng.integers(lo, hi + 1, (n, c_in, h, w))
+    x = rng.integers(lo, hi + 1, (n or batch, c_in, h, w))
     weight = rng.integers(-127, 128, (c_out, c_in // group) + kernel)
     bias = rng.integers(-5000, 5000, c_out)
     op = ir.Conv(name="c", inputs=["x"], outputs=["y"], weight=weight, bias=bias,
@@ -109,8 +123,63 @@ def test_conv_matches_torch(case):
                  group=group, pad_value=zero, acc_bits=acc_bits_for(weight, bias, max(-lo, hi)))
     ref = F.conv2d(torch_pad(x, pads, zero), to_torch(weight), stride=strides, dilation=dilations, groups=group)
     acc = from_torch(ref) + bias[:, None, None]
-    expected = requant_per_channel(acc, op.requant, (-1, 1, 1))
+    return op, x, requant_per_channel(acc, op.requant, (-1, 1, 1))
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_matches_torch(case):
+    op, x, expected = conv_case(case)
     np.testing.assert_array_equal(run_op(op, x), expected)
+    storage = np.int8 if x.min() < 0 else np.uint8  # how the golden model stores the input
+    np.testing.assert_array_equal(kernel_for(op)(op, x.astype(storage)), expected)
+
+
+@pytest.mark.parametrize("case", ["3x3_same", "stride2_dilation2_asym", "groups3_x2_dilated"])
+def test_conv_in_chunks_of_images_matches_torch(case, monkeypatch):
+    op, x, expected = conv_case(case, n=7)
+    per_image = x[0].size * op.weight.shape[2] * op.weight.shape[3] * 4  # float32 unrolled bytes
+    monkeypatch.setattr(linear, "CHUNK_BYTES", 3 * per_image)  # chunks of 3, 3 and 1 images
+    np.testing.assert_array_equal(run_op(op, x), expected)
+
+
+def test_conv_width_check_reads_the_values_not_the_worst_case():
+    op, x, expected = conv_case("3x3_same")
+    dots = from_torch(F.conv2d(torch_pad(x, op.pads, op.pad_value), to_torch(op.weight)))
+    reached = signed_bits_for(int(np.abs(dots + op.bias[:, None, None]).max()))
+    assert reached < op.acc_bits.min()  # random data stays below the worst case
+    op.acc_bits = np.full_like(op.acc_bits, reached)  # true for these values, not provable from weights
+    np.testing.assert_array_equal(run_op(op, x), expected)
+    op.acc_bits -= 1
+    with pytest.raises(WidthError, match=f"^Conv 'c': channel .* not fit its proven {reached - 1} signed bits"):
+        run_op(op, x)
+
+
+def reference_conv(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Unpadded stride-1 convolution in int64 numpy (exact below 2^63), windows by numpy."""
+    windows = np.lib.stride_tricks.sliding_window_view(x, weight.shape[2:], axis=(2, 3))
+    return np.einsum("nchwij,ocij->nohw", windows, weight)
+
+
+@pytest.mark.parametrize(("limit", "dtypes"), [(FLOAT32_EXACT, [np.float32, np.float64, np.int64]),
+                                               (FLOAT64_EXACT, [np.float64, np.int64])])
+def test_conv_dtypes_agree_on_large_values_near_their_exactness_limit(limit, dtypes, monkeypatch):
+    rng = np.random.default_rng(limit.bit_length())
+    k = 2 * 3 * 3  # terms per dot product
+    x_max = math.isqrt((limit - 1) // k) + 1  # k * (x_max - 1)^2 < limit
+    x = rng.integers(-x_max + 1, x_max, (3, 2, 5, 5))
+    weight = rng.integers(-x_max + 1, x_max, (4, 2, 3, 3))
+    x[0, :, :3, :3], weight[0] = x_max - 1, x_max - 1  # one accumulator is the bound itself
+    bound = dot_bound(magnitude(x), channel_sums(weight))
+    assert limit // 2 < bound < limit and exact_dtype(bound) == dtypes[0]
+    expected = reference_conv(x, weight)
+    assert expected[0, 0, 0, 0] == bound
+    rq = ir.Requant(multiplier=np.full(4, 2), shift=np.ones(4, np.int64), zero_point=0, qmin=-(2**62), qmax=2**62)
+    op = ir.Conv(name="big", inputs=["x"], outputs=["y"], weight=weight, bias=np.zeros(4, np.int64), requant=rq,
+                 strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1, pad_value=0,
+                 acc_bits=np.full(4, signed_bits_for(bound)))
+    for dtype in dtypes:  # every exact dtype gives the same bits, M = 2, n = 1 passes acc through
+        monkeypatch.setattr(linear, "exact_dtype", lambda _, dtype=dtype: np.dtype(dtype))
+        np.testing.assert_array_equal(run_op(op, x), expected, err_msg=str(dtype))
 
 
 def test_gemm_matches_python_dot_products():
@@ -140,25 +209,57 @@ def test_gemm_on_the_last_axis_of_3d_input():
     np.testing.assert_array_equal(run_op(op, x), (acc + 1) >> 1)  # M = 1, n = 1: round half up of acc/2
 
 
+def python_matmul(x: np.ndarray, weight: np.ndarray) -> list[list[int]]:
+    return [[sum(int(a) * int(b) for a, b in zip(row, col)) for col in weight] for row in x]
+
+
 def test_float64_and_int64_matmul_agree_just_below_2_53():
     rng = np.random.default_rng(3)
     x = rng.integers(-(2**25) + 1, 2**25, (6, 4))
     x[0, 0] = 2**25 - 1
-    weight_t = rng.integers(-(2**26) + 1, 2**26, (4, 3))
-    weight_t[:, 0] = 2**26 - 1
-    bound = dot_bound(x, weight_t)  # (2^28 - 4) * (2^25 - 1): just below 2^53
+    weight = rng.integers(-(2**26) + 1, 2**26, (3, 4))
+    weight[0, :] = 2**26 - 1
+    bound = dot_bound(magnitude(x), channel_sums(weight))  # (2^28 - 4) * (2^25 - 1): just below 2^53
     assert 2**52 < bound < FLOAT64_EXACT
-    exact = [[sum(int(a) * int(b) for a, b in zip(row, col)) for col in weight_t.T] for row in x]
-    np.testing.assert_array_equal(int_matmul(x, weight_t, 0), exact)  # forced float64 BLAS
-    np.testing.assert_array_equal(int_matmul(x, weight_t, FLOAT64_EXACT), exact)  # forced int64
+    assert exact_dtype(bound) == np.float64
+    exact = python_matmul(x, weight)
+    np.testing.assert_array_equal(exact_matmul(x, weight.T, np.dtype(np.float64)).astype(np.int64), exact)
+    np.testing.assert_array_equal(exact_matmul(x, weight.T, np.dtype(np.int64)).astype(np.int64), exact)
 
 
-def test_int64_path_is_taken_beyond_2_53():
-    x = np.array([[2**53, 1]])
-    weight_t = np.array([[1], [1]])
-    assert int(np.matmul(x.astype(np.float64), weight_t.astype(np.float64))[0, 0]) == 2**53  # float loses the 1
-    assert dot_bound(x, weight_t) >= FLOAT64_EXACT
-    assert int_matmul(x, weight_t, dot_bound(x, weight_t))[0, 0] == 2**53 + 1
+def test_float32_matmul_is_exact_just_below_2_24():
+    rng = np.random.default_rng(12)
+    x = rng.integers(-(2**10) + 1, 2**10, (50, 4))
+    x[0] = 2**10 - 1
+    weight = rng.integers(-(2**12) + 1, 2**12, (7, 4))
+    weight[0] = 2**12 - 1  # row 0 times column 0 is the bound itself, every partial sum large
+    bound = dot_bound(magnitude(x), channel_sums(weight))  # 4 * (2^12 - 1) * (2^10 - 1): just below 2^24
+    assert 2**23 < bound < FLOAT32_EXACT
+    assert exact_dtype(bound) == np.float32
+    exact = python_matmul(x, weight)
+    assert exact[0][0] == bound
+    np.testing.assert_array_equal(exact_matmul(x, weight.T, np.dtype(np.float32)).astype(np.int64), exact)
+
+
+@pytest.mark.parametrize(("limit", "narrow", "wide"), [(FLOAT32_EXACT, np.float32, np.float64),
+                                                       (FLOAT64_EXACT, np.float64, np.int64)])
+def test_wider_path_is_taken_at_the_exactness_limit(limit, narrow, wide):
+    x = np.array([[limit, 1]])
+    weight = np.array([[1, 1]])
+    assert int(np.matmul(x.astype(narrow), weight.T.astype(narrow))[0, 0]) == limit  # narrow loses the 1
+    bound = dot_bound(magnitude(x), channel_sums(weight))
+    assert bound >= limit and exact_dtype(bound) == wide
+    assert int(exact_matmul(x, weight.T, exact_dtype(bound))[0, 0]) == limit + 1
+
+
+def test_matmul_beyond_int64_is_a_width_error():
+    with pytest.raises(WidthError, match="partial sums up to 9223372036854775808 do not fit int64"):
+        exact_dtype(dot_bound(2**62, channel_sums(np.array([[2]]))))
+
+
+def test_magnitude_of_the_most_negative_int64():
+    assert magnitude(np.array([-(2**63), 5])) == 2**63  # numpy's abs would wrap to -2^63
+    assert magnitude(np.zeros((0, 3), np.int64)) == 0
 
 
 @pytest.mark.parametrize("weight_bits", [26, 30])  # accumulator bound below / above 2^53
@@ -205,6 +306,20 @@ def test_width_check_fires_when_the_multiplier_product_overflows_int64():
 
 def test_width_error_is_an_assertion_error():
     assert issubclass(WidthError, AssertionError) and issubclass(ContractError, AssertionError)
+
+
+def test_product_check_looks_at_each_channel_when_the_extremes_do_not_fit():
+    # the widest accumulator (50 bits) and the largest multiplier (41 bits) are on different
+    # channels: 50 + 2 and 10 + 41 both fit 63 bits
+    rng = np.random.default_rng(13)
+    x = rng.integers(-100, 100, (4, 2))
+    gemm = ir.Gemm(name="fc", inputs=["x"], outputs=["y"], weight=np.array([[3, -2], [1, 1]]),
+                   bias=np.array([7, -9]), acc_bits=np.array([50, 10]),
+                   requant=ir.Requant(multiplier=np.array([2, 2**40]), shift=np.array([1, 41]),
+                                      zero_point=0, qmin=-(2**20), qmax=2**20))
+    acc = x @ gemm.weight.T + gemm.bias
+    np.testing.assert_array_equal(run_op(gemm, x), requantize(acc, gemm.requant.multiplier,
+                                                              gemm.requant.shift, 0, -(2**20), 2**20))
 
 
 # ---------------------------------------------------------------------------- pools
@@ -431,3 +546,97 @@ def test_gather_matches_onnx():
     np.testing.assert_array_equal(run_op(op, idx), onnx_reference("Gather", {"t": table, "i": idx}, axis=0))
     with pytest.raises(ContractError, match=r"^Gather 'labels': index range \[-1, 3\]"):
         run_op(op, np.array([-1, 3]))
+
+
+# ---------------------------------------------------------------------------- storage dtypes, scratch memory
+
+def kernel_cases() -> dict[str, tuple[ir.Op, list[np.ndarray]]]:
+    """One op of every class with int64 inputs whose values fit a narrow dtype, chosen so that
+    arithmetic in that dtype would overflow (x - z, window sums, table offsets, pads)."""
+    rng = np.random.default_rng(14)
+    i8, u8 = rng.integers(-128, 128, (3, 4, 5, 6)), rng.integers(0, 256, (3, 4, 5, 6))
+    rq = ir.Requant(multiplier=np.array([20000]), shift=np.array([18]), zero_point=-3, qmin=-128, qmax=127)
+    conv, conv_x, _ = conv_case("depthwise_x2_stride2")
+    table = np.arange(256) * 5 - 600
+    return {
+        "conv": (conv, [conv_x]),
+        "gemm": (ir.Gemm(name="fc", inputs=["x"], outputs=["y"], weight=rng.integers(-127, 128, (3, 6)),
+                         bias=np.array([5, -5, 0]), acc_bits=np.array([20, 20, 20]),
+                         requant=ir.Requant(multiplier=np.array([30000] * 3), shift=np.array([20] * 3),
+                                            zero_point=0, qmin=-128, qmax=127)), [i8]),
+        "max_pool": (ir.MaxPool(name="mp", inputs=["x"], outputs=["y"], kernel=(3, 3), strides=(2, 1),
+                                pads=(1, 1, 1, 1), dilations=(1, 1), pad_value=-1), [u8]),
+        "avg_pool": (ir.AvgPool(name="ap", inputs=["x"], outputs=["y"], kernel=(3, 3), strides=(1, 1),
+                                pads=(1, 1, 1, 1), count_include_pad=True, input_zero_point=200,
+                                divisors=np.array([9]), requant=rq, acc_bits=13), [u8]),
+        "global_avg_pool": (ir.GlobalAvgPool(name="gap", inputs=["x"], outputs=["y"], input_zero_point=-100,
+                                             requant=rq, acc_bits=14), [i8]),
+        "add": (ir.Add(name="add", inputs=["a", "b"], outputs=["y"], zero_a=100, zero_b=-100, mult_a=300,
+                       mult_b=-200, shift=9, zero_point=1, qmin=-128, qmax=127, acc_bits=19), [i8, u8]),
+        "mul": (ir.Mul(name="mul", inputs=["a", "b"], outputs=["y"], zero_a=-128, zero_b=255, multiplier=300,
+                       shift=15, zero_point=0, qmin=0, qmax=255, acc_bits=18), [i8, u8]),
+        "affine": (ir.Affine(name="bn", inputs=["x"], outputs=["y"], input_zero_point=250,
+                             scale=np.array([3, -4, 5, 6]).reshape(4, 1, 1),
+                             offset=np.array([1, 2, 3, 4]).reshape(4, 1, 1),
+                             shift=3, zero_point=0, qmin=-128, qmax=127, acc_bits=12), [u8]),
+        "clamp": (ir.Clamp(name="relu", inputs=["x"], outputs=["y"], low=-1000, high=100), [i8]),
+        "lut": (ir.Lut(name="lut", inputs=["x"], outputs=["y"], table=table, input_min=-128), [i8]),
+        "softmax": (ir.Softmax(name="sm", inputs=["x"], outputs=["y"], axis=1,
+                               exp_table=np.arange(1, 257), out_range=256, qmax=255), [i8]),
+        "argmax": (ir.ArgMax(name="am", inputs=["x"], outputs=["y"], axis=1, keepdims=False), [i8]),
+        "gather": (ir.Gather(name="g", inputs=["i"], outputs=["y"], table=table), [u8]),
+        "concat": (ir.Concat(name="cat", inputs=["a", "b"], outputs=["y"], axis=1), [i8, i8[:, :2]]),
+        "reshape": (ir.Reshape(name="r", inputs=["x"], outputs=["y"], shape=(20, 6)), [i8]),
+        "transpose": (ir.Transpose(name="t", inputs=["x"], outputs=["y"], perm=(0, 3, 1, 2)), [i8]),
+        "pad": (ir.Pad(name="p", inputs=["x"], outputs=["y"], pads=(0, 0, 1, 2, 0, 1, 0, 0), value=300), [u8]),
+        "slice": (ir.Slice(name="s", inputs=["x"], outputs=["y"], starts=(1,), ends=(3,), axes=(2,)), [i8]),
+    }
+
+
+def test_kernel_cases_cover_every_ir_class():
+    assert {type(op) for op, _ in kernel_cases().values()} == set(ir.OP_CLASSES)
+
+
+@pytest.mark.parametrize("case", kernel_cases())
+def test_kernels_give_the_same_values_for_narrow_storage_dtypes(case):
+    op, inputs = kernel_cases()[case]
+    wide = run_op(op, *inputs)
+    narrow = [x.astype(np.int8 if x.min() < 0 else np.uint8) for x in inputs]
+    np.testing.assert_array_equal(kernel_for(op)(op, *narrow), wide)
+
+
+@pytest.mark.parametrize("case", kernel_cases())
+def test_kernel_outputs_survive_later_calls(case):
+    """Kernels keep temporaries in reused scratch memory (quant.ops.scratch); an output must
+    never be part of it."""
+    op, inputs = kernel_cases()[case]
+    first = run_op(op, *inputs)
+    kept = first.copy()
+    for shift in (1, 7):  # the same shapes again, other values
+        run_op(op, *[np.roll(x, shift) for x in inputs])
+    np.testing.assert_array_equal(first, kept)
+
+
+@pytest.mark.parametrize("shape", [(6, 50), (3, 4, 5, 6)])
+def test_in_place_requantizer_matches_the_contract(shape):
+    rng = np.random.default_rng(15)
+    channels = shape[0]
+    acc = rng.integers(-(2**40), 2**40, shape)
+    acc.flat[:4] = [0, -1, 2**40 - 1, -(2**40)]
+    shift = rng.integers(1, 22, channels).reshape((-1,) + (1,) * (len(shape) - 1))
+    shift.flat[:2] = [1, 21]
+    mult = rng.integers(1, 2**21, channels).reshape(shift.shape)
+    acc[0].flat[:3] = [(2 * k + 1) << (int(shift.flat[0]) - 1) for k in (-3, 0, 2)]  # ties at M = 1
+    mult.flat[0] = 1
+    for qmin, qmax in [(-128, 127), (0, 255), (-(2**15), 2**15 - 1), (-(2**62), 2**62)]:
+        expected = requantize(acc, mult, shift, 5, qmin, qmax)
+        got = requantize_scratch(acc.copy(), mult, shift, 5, qmin, qmax)
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == narrowest(qmin, qmax)
+        assert np.iinfo(got.dtype).min <= qmin and qmax <= np.iinfo(got.dtype).max
+
+
+@pytest.mark.parametrize(("low", "high", "dtype"), [(-128, 127, np.int8), (0, 255, np.uint8), (-1, 255, np.int16),
+                                                    (0, 2**16, np.int32), (-(2**31), 2**31, np.int64)])
+def test_narrowest_dtype(low, high, dtype):
+    assert narrowest(low, high) == np.dtype(dtype)

@@ -24,7 +24,7 @@ def softmax(op: ir.Softmax, x: np.ndarray) -> np.ndarray:
     if top * op.out_range + (top * length) // 2 >= 1 << (INT64_BITS - 1):
         raise WidthError(f"{where}: exp_table up to {top} times out_range {op.out_range} over "
                          f"{length} classes does not fit int64")
-    d = x - x.max(axis=op.axis, keepdims=True)
+    d = np.subtract(x, x.max(axis=op.axis, keepdims=True), dtype=np.int64)
     e = table_lookup(table, d + (len(table) - 1), where)
     total = e.sum(axis=op.axis, keepdims=True)
     return np.minimum((e * op.out_range + total // 2) // total, op.qmax)

@@ -8,6 +8,7 @@ import numpy as np
 
 from quant import ir
 from quant.ops.checks import ContractError
+from quant.ops.dtypes import holding
 from quant.ops.registry import reference
 
 
@@ -36,7 +37,7 @@ def pad(op: ir.Pad, x: np.ndarray) -> np.ndarray:
     if len(op.pads) != 2 * rank or op.pads[0] or op.pads[rank]:
         raise ContractError(f"Pad '{op.name}': pads {op.pads} must hold 2*{rank} values, "
                             "none on the batch axis")
-    return np.pad(x, list(zip(op.pads[:rank], op.pads[rank:])), constant_values=op.value)
+    return np.pad(holding(x, op.value), list(zip(op.pads[:rank], op.pads[rank:])), constant_values=op.value)
 
 
 @reference(ir.Slice)

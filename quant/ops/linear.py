@@ -1,47 +1,73 @@
-"""Conv and Gemm: an exact integer matmul, the folded bias, then per-channel requantization."""
+"""Conv and Gemm: an exact integer matmul, the folded bias, then per-channel requantization.
+
+Both compute channel-major, weight @ input: the output channels come out as the slow axis,
+so the per-channel bias, width check and requantizer run in place over long contiguous
+runs. The results are returned as views in NCHW (Conv) or channel-last (Gemm) order.
+"""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from quant import ir
-from quant.arith import requantize
 from quant.ops.checks import check_product, check_width
-from quant.ops.matmul import dot_bound, int_matmul
+from quant.ops.matmul import channel_sums, dot_bound, exact_dtype, exact_matmul, magnitude
 from quant.ops.registry import reference
-from quant.ops.windows import pad_hw, windows
+from quant.ops.requant import requantize_scratch
+from quant.ops.scratch import scratch
+from quant.ops.windows import output_size, unroll
+
+CHUNK_BYTES = 2 << 20  # unrolled input per matmul: a few MiB of scratch, a few numpy calls
 
 
-def _requant_channels(acc: np.ndarray, rq: ir.Requant, acc_bits: np.ndarray, where: str,
-                     channel_axis: int) -> np.ndarray:
-    """Check acc against its proven widths, then y = clamp(((acc*M[c] + 2^(n[c]-1)) >> n[c]) + z)."""
-    check_width(acc, acc_bits, where, channel_axis)
-    check_product(acc_bits, rq.multiplier, where)
-    tail = (1,) * (acc.ndim - 1 - channel_axis % acc.ndim)
+def _requant_channels(acc: np.ndarray, op: ir.Conv | ir.Gemm, layout: Callable[[np.ndarray], np.ndarray],
+                      channel_axis: int) -> np.ndarray:
+    """acc[c, ...] += bias[c]; check acc against its proven widths; then
+    y = clamp(((acc*M[c] + 2^(n[c]-1)) >> n[c]) + z). `acc` is channel-major int64 scratch;
+    `layout` maps it to the output's layout (channels on `channel_axis`), in which the
+    result is returned and errors name indices."""
+    where, rq = f"{type(op).__name__} '{op.name}'", op.requant
+    tail = (1,) * (acc.ndim - 1)
+    acc += op.bias.reshape((-1,) + tail)
+    check_width(layout(acc), op.acc_bits, where, channel_axis)
+    check_product(op.acc_bits, rq.multiplier, where)
     mult = np.asarray(rq.multiplier, np.int64).reshape((-1,) + tail)
     shift = np.asarray(rq.shift, np.int64).reshape((-1,) + tail)
-    return requantize(acc, mult, shift, rq.zero_point, rq.qmin, rq.qmax)
+    return layout(requantize_scratch(acc, mult, shift, rq.zero_point, rq.qmin, rq.qmax))
 
 
 @reference(ir.Conv)
 def conv(op: ir.Conv, x: np.ndarray) -> np.ndarray:
-    """Pad with the input zero point, im2col per group, one batched matmul, bias, requant."""
+    """Unroll the padded input (`windows.unroll`) and multiply by the weights per group, in
+    the narrowest exact dtype (`matmul.exact_dtype`, bounded by the weights and max|x|
+    including the padding value), a few images at a time so the unrolled block stays
+    small; then bias and per-channel requant."""
     c_out, c_group, kh, kw = op.weight.shape
+    (sh, sw), (dh, dw), (top, left, bottom, right) = op.strides, op.dilations, op.pads
     g = op.group
-    cols = windows(pad_hw(x, op.pads, op.pad_value), (kh, kw), op.strides, op.dilations)
-    n, _, oh, ow = cols.shape[:4]
-    # [N, G, Cg, OH, OW, kh, kw] -> [G, N*OH*OW, Cg*kh*kw]
-    cols = cols.reshape(n, g, c_group, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-    cols = cols.reshape(g, n * oh * ow, c_group * kh * kw)
-    weight_t = op.weight.reshape(g, c_out // g, c_group * kh * kw).transpose(0, 2, 1)
-    out = int_matmul(cols, weight_t, dot_bound(cols, weight_t))  # [G, N*OH*OW, Cout/G]
-    out = out.reshape(g, n, oh, ow, c_out // g).transpose(1, 0, 4, 2, 3).reshape(n, c_out, oh, ow)
-    acc = out + op.bias.reshape(-1, 1, 1)
-    return _requant_channels(acc, op.requant, op.acc_bits, f"Conv '{op.name}'", channel_axis=1)
+    peak = max(magnitude(x), abs(op.pad_value) if any(op.pads) else 0)
+    dtype = exact_dtype(dot_bound(peak, channel_sums(op.weight)))
+    weight = op.weight.reshape(g, c_out // g, c_group * kh * kw).astype(dtype)
+    acc = scratch("linear.acc", (c_out, len(x), output_size(x.shape[2], top, bottom, kh, sh, dh),
+                                 output_size(x.shape[3], left, right, kw, sw, dw)), np.int64)
+    step = max(1, CHUNK_BYTES // max(1, x[:1].size * kh * kw * dtype.itemsize))
+    for start in range(0, len(x), step):
+        part = unroll(x[start:start + step], (kh, kw), op.strides, op.pads, op.dilations, op.pad_value,
+                      dtype, f"Conv '{op.name}'")
+        cols = part.cols.reshape(g, c_group * kh * kw, -1)
+        product = scratch("conv.product", (g, c_out // g, cols.shape[-1]), dtype)
+        exact_matmul(weight, cols, dtype, out=product)
+        np.copyto(acc[:, start:start + step], part.outputs(product.reshape(c_out, -1)), casting="unsafe")
+    return _requant_channels(acc, op, lambda a: a.transpose(1, 0, 2, 3), channel_axis=1)
 
 
 @reference(ir.Gemm)
 def gemm(op: ir.Gemm, x: np.ndarray) -> np.ndarray:
     """acc[..., c] = x @ w[c] + bias[c] on the last axis, then per-channel requant."""
-    weight_t = op.weight.T
-    acc = int_matmul(x, weight_t, dot_bound(x, weight_t)) + op.bias
-    return _requant_channels(acc, op.requant, op.acc_bits, f"Gemm '{op.name}'", channel_axis=-1)
+    rows = x.reshape(-1, x.shape[-1])
+    dtype = exact_dtype(dot_bound(magnitude(x), channel_sums(op.weight)))
+    acc = scratch("linear.acc", (len(op.weight), len(rows)), np.int64)
+    np.copyto(acc, exact_matmul(op.weight, rows.T, dtype), casting="unsafe")  # exact integers
+    shape = x.shape[:-1] + (len(op.weight),)
+    return _requant_channels(acc, op, lambda a: a.T.reshape(shape), channel_axis=-1)
