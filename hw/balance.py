@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hw.fold import Fold, ceil_div
+from quant.errors import ModelError
 
 DEFAULT_MULTIPLIERS = 8  # the DSP blocks of an iCE40UP5K
 
@@ -66,7 +67,7 @@ def balance_for_budget(layers: list[MacLayer], budget: int, floor: int = 1) -> B
     """The smallest interval (>= `floor`, the slowest layer without multipliers) whose
     cheapest folds use at most `budget` multipliers."""
     if budget < len(layers):
-        raise ValueError(f"a budget of {budget} multipliers cannot give each of the "
+        raise ModelError(f"a budget of {budget} multipliers cannot give each of the "
                          f"{len(layers)} MAC layers one")
     high = max([floor] + [layer.cycles(Fold(1, 1)) for layer in layers])
     low = max(floor, ceil_div(sum(layer.macs for layer in layers), budget))
@@ -86,7 +87,7 @@ def balance_for_target(layers: list[MacLayer], interval: int) -> Balance:
     for layer in layers:
         fold = layer.cheapest(interval)
         if fold is None:
-            raise ValueError(f"layer '{layer.name}' cannot reach {interval} cycles per sample even "
+            raise ModelError(f"layer '{layer.name}' cannot reach {interval} cycles per sample even "
                              f"fully parallel ({layer.repeat} cycles at least)")
         folds[layer.name] = fold
     achieved = max([1] + [layer.cycles(folds[layer.name]) for layer in layers])

@@ -72,7 +72,7 @@ def _run_batch(graph: ir.IntGraph, xq: np.ndarray, taps: bool) -> dict[str, np.n
     for step, op in enumerate(graph.ops):
         out = kernel_for(op)(op, *(env[name] for name in op.inputs))
         env[op.outputs[0]] = _checked_output(graph, op, np.asarray(out))
-        for name in op.inputs:
+        for name in set(op.inputs):  # an op may read one tensor twice (Add(x, x))
             if last_use.get(name) == step:
                 del env[name]
     return {name: env[name].astype(np.int64) for name in (env if taps else graph.outputs)}

@@ -71,7 +71,11 @@ class QParams:
 
 def multiplier_and_shift(scale: float, mult_bits: int, where: str) -> tuple[int, int]:
     """SPEC: (m, e) = frexp(S); M = round(m * 2^(B-1)); if M == 2^(B-1): M /= 2, e += 1;
-    n = (B-1) - e.  `where` names the layer in the error when n is out of range."""
+    n = (B-1) - e.  `where` names the layer in the error when n is out of range.
+
+    A scale so large that n < 1 keeps n = 1 and moves the rest into the multiplier,
+    M * 2^(1-n): the result is the same integer (the rounding term is then exact), and the
+    product's width is checked by the caller like any other."""
     if not (scale > 0 and math.isfinite(scale)):
         raise QuantizationError(f"{where}: requantization scale must be positive and finite, not {scale!r}")
     mant, exp = math.frexp(scale)
@@ -80,6 +84,8 @@ def multiplier_and_shift(scale: float, mult_bits: int, where: str) -> tuple[int,
         mult //= 2
         exp += 1
     shift = (mult_bits - 1) - exp
+    if MIN_SHIFT > shift > -32:
+        return mult << (MIN_SHIFT - shift), MIN_SHIFT
     return mult, _check_shift(shift, scale, where)
 
 

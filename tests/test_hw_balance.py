@@ -7,6 +7,7 @@ import pytest
 
 from hw.balance import MacLayer, balance_for_budget, balance_for_target
 from hw.fold import Fold
+from quant.errors import ModelError
 
 DIGITS_CNN = [MacLayer("c1", 64, 8, 9), MacLayer("c2", 64, 8, 72), MacLayer("c3", 16, 16, 72),
               MacLayer("fc", 1, 10, 16)]
@@ -51,7 +52,7 @@ def test_digits_cnn_is_within_15_percent_of_ideal(budget: int) -> None:
 
 
 def test_impossible_requests_are_refused() -> None:
-    with pytest.raises(ValueError, match="cannot give each"):
+    with pytest.raises(ModelError, match="cannot give each"):
         balance_for_budget(SMALL, 2)
-    with pytest.raises(ValueError, match="cannot reach 1 cycles"):
+    with pytest.raises(ModelError, match="cannot reach 1 cycles"):
         balance_for_target(SMALL, 1)

@@ -108,9 +108,21 @@ def test_multiplier_and_shift_by_hand(scale, bits, expected):
     assert multiplier_and_shift(scale, bits, "layer") == expected
 
 
-@pytest.mark.parametrize("scale", [2**14, 2**20, 2**-49, 2**-60, 0.0, -0.5, math.inf, math.nan])
+@pytest.mark.parametrize(("scale", "expected"), [
+    (2**14, (32768, 1)),      # frexp (0.5, 15) -> M = 16384, n = 0: M * 2^1, n = 1
+    (2**20, (2**21, 1)),      # n = -6: M = 16384 * 2^7 = 2^21, n = 1; (acc * 2^21 + 1) >> 1 = acc * 2^20
+    (3 * 2**15, (3 * 2**16, 1)),  # frexp (0.75, 17): M = 24576, n = -2 -> 24576 * 8
+])
+def test_large_scales_move_into_the_multiplier(scale, expected):
+    assert multiplier_and_shift(scale, 16, "layer") == expected
+    mult, shift = expected
+    acc = np.array([-7, -1, 0, 1, 5, 1000])
+    np.testing.assert_array_equal(requantize(acc, mult, shift, 0, -2**62, 2**62), acc * int(scale))
+
+
+@pytest.mark.parametrize("scale", [2**50, 2**-49, 2**-60, 0.0, -0.5, math.inf, math.nan])
 def test_multiplier_and_shift_out_of_range_is_a_quantization_error(scale):
-    # 2^14: frexp (0.5, 15) -> n = 0; 2^20 -> n = -6; 2^-49: (0.5, -48) -> n = 63; 2^-60 -> n = 74
+    # 2^50: frexp (0.5, 51) -> n = -36; 2^-49: (0.5, -48) -> n = 63; 2^-60 -> n = 74
     with pytest.raises(QuantizationError, match="^conv3: "):
         multiplier_and_shift(scale, 16, "conv3")
 
