@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quant.arith import requantize, rounding_shift
@@ -84,6 +84,7 @@ def test_requantize_per_channel_broadcast():
     np.testing.assert_array_equal(requantize(acc, mult, shift, 0, -128, 127), expected)
 
 
+@settings(deadline=None)  # a shared, loaded machine must not turn slowness into a failure
 @given(acc=st.integers(-(2**31), 2**31), mult=st.integers(1, 2**31 - 1), shift=st.integers(1, 62),
        zero=st.integers(-128, 127))
 def test_requantize_is_exact_round_half_up(acc, mult, shift, zero):
