@@ -8,6 +8,7 @@ first on PATH here (Debian's /usr/bin/verilator is too old for cocotb 2.1).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -56,14 +57,18 @@ def build(block: wiring.Component, simulator: str, top: str = "top") -> Path:
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     build_dir = BUILD_ROOT / simulator / f"{top}-{key}"
     source = build_dir / f"{top}.v"
-    if not source.exists():
-        build_dir.mkdir(parents=True, exist_ok=True)
-        source.write_text(text)
+    build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "build.log"
-    with _toolchain_env(), _reported(f"{simulator} build of {source}", log):
-        get_runner(simulator).build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
-                                    build_args=BUILD_ARGS[simulator], timescale=TIMESCALE,
-                                    log_file=log)
+    # pytest-xdist workers may build the same design at once: one writes and builds, the
+    # other waits (the runner then finds the build up to date).
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not source.exists():
+            source.write_text(text)
+        with _toolchain_env(), _reported(f"{simulator} build of {source}", log):
+            get_runner(simulator).build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                                        build_args=BUILD_ARGS[simulator], timescale=TIMESCALE,
+                                        log_file=log)
     return build_dir
 
 
