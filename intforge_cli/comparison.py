@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from intforge_cli.models import FloatModel, accuracy, labels, run_int
+from intforge_cli.models import FloatModel, accuracy, class_count, labels, run_int
 from quant import evaluate, ir
 from quant.data import Dataset
 from quant.float_run import run_float
@@ -52,8 +52,10 @@ def compare(float_path: str | os.PathLike[str], graph: ir.IntGraph, data: Datase
     """Compare the float model at `float_path` with its integer `graph` on `data`."""
     taps = run_int(graph, data, taps=True)
     int_pred = labels(taps[graph.outputs[0]])
-    float_pred = labels(FloatModel(float_path).outputs(data.x)[0])
-    float_acc, int_acc = accuracy(float_pred, data), accuracy(int_pred, data)
+    float_first = FloatModel(float_path).outputs(data.x)[0]
+    float_pred = labels(float_first)
+    float_acc = accuracy(float_pred, data, class_count(float_first))
+    int_acc = accuracy(int_pred, data, class_count(taps[graph.outputs[0]]))
     return Comparison(n=len(data), agreement=float(np.mean(float_pred == int_pred)),
                       float_accuracy=float_acc.value if float_acc else None,
                       int_accuracy=int_acc.value if int_acc else None,

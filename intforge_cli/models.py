@@ -45,8 +45,10 @@ class FloatModel:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # problems come back as exceptions; stderr stays one line
         try:
-            self._session = ort.InferenceSession(self.path, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         except _ORT_ERRORS as e:
             raise ModelError(f"{path}: onnxruntime cannot load the model: {_first_line(e)}") from None
         inputs = self._session.get_inputs()
@@ -70,6 +72,13 @@ class FloatModel:
                      for i in range(0, len(x), self._batch)]
         except _ORT_ERRORS as e:
             raise ModelError(f"{self.path}: onnxruntime failed to run the model: {_first_line(e)}") from None
+        names = [output.name for output in self._session.get_outputs()]
+        for start, part in zip(range(0, len(x), self._batch), parts):
+            samples = len(x[start:start + self._batch])
+            for name, value in zip(names, part):
+                if value.ndim == 0 or len(value) != samples:
+                    raise ModelError(f"{self.path}: output '{name}' has shape {value.shape} for "
+                                     f"{samples} samples; it must keep the batch as its first axis")
         return [np.concatenate(column) for column in zip(*parts)]
 
 
@@ -99,10 +108,19 @@ class Accuracy:
         return self.correct / self.n
 
 
-def accuracy(predicted: np.ndarray, data: Dataset) -> Accuracy | None:
-    """Share of samples whose predicted class equals the label; None without labels."""
+def class_count(first_output: np.ndarray) -> int | None:
+    """Classes scored per sample by a model's first output; None when it is the label itself."""
+    per_sample = int(np.prod(first_output.shape[1:], dtype=np.int64))
+    return per_sample if per_sample > 1 else None
+
+
+def accuracy(predicted: np.ndarray, data: Dataset, classes: int | None = None) -> Accuracy | None:
+    """Share of samples whose predicted class equals the label; None without labels. With
+    `classes` (see `class_count`), a label that is not a class index is a DataError."""
     if data.y is None:
         return None
+    if classes is not None:
+        data.check_labels(classes)
     return Accuracy(int(np.sum(predicted == data.y)), len(data))
 
 

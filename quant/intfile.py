@@ -18,12 +18,18 @@ saved order; so load -> save reproduces the file byte for byte.
 The mapping is generic: it walks `dataclasses.fields` and `typing.get_type_hints` of each IR
 class, so a new operator class needs no change here. The same graph always gives the same
 bytes (every list is written in a fixed order).
+
+Loading validates what every reader relies on, so that a damaged or hand-edited file is
+refused on load, naming the file, and not met as a traceback in a command: `from_model`
+checks the graph's structure and each op on its own (`_check_graph`), `load` also checks the
+ops against the tensors around them (`_check_runs`).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
+import math
 import os
 import typing
 from pathlib import Path
@@ -34,10 +40,11 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, helper, numpy_helper
 
-from quant import ir
+from quant import evaluate, ir
 from quant.atomic import atomic_write
 from quant.errors import ModelError
-from quant.qtypes import IntType, QParams
+from quant.ops.checks import ContractError
+from quant.qtypes import MAX_SHIFT, MIN_SHIFT, IntType, QParams
 
 DOMAIN = "ai.intforge"
 VERSION = 1
@@ -63,7 +70,9 @@ def load(path: str | os.PathLike[str]) -> ir.IntGraph:
         model = onnx.load_from_string(data)
     except DecodeError as e:
         raise ModelError(f"{path} is not an ONNX file") from e
-    return from_model(model, str(path))
+    graph = from_model(model, str(path))
+    _check_runs(graph, str(path))
+    return graph
 
 
 # ---- IntGraph -> ModelProto ----------------------------------------------------------------
@@ -149,9 +158,11 @@ def from_model(model: onnx.ModelProto, source: str = "model") -> ir.IntGraph:
         raise ModelError(f"{source}: an integer model has one input, not {len(g.input)}")
     inits = {t.name: t for t in g.initializer}
     tensors = {v.name: _spec(v, source) for v in (*g.input, *g.output, *g.value_info)}
-    return ir.IntGraph(ops=[_op(node, inits, source) for node in g.node], tensors=tensors,
-                       input=g.input[0].name, outputs=[v.name for v in g.output], name=g.name,
-                       meta={p.key: p.value for p in model.metadata_props})
+    graph = ir.IntGraph(ops=[_op(node, inits, source) for node in g.node], tensors=tensors,
+                        input=g.input[0].name, outputs=[v.name for v in g.output], name=g.name,
+                        meta={p.key: p.value for p in model.metadata_props})
+    _check_graph(graph, source)
+    return graph
 
 
 def _op(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto], source: str) -> ir.Op:
@@ -199,7 +210,12 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 def _array(tensor: onnx.TensorProto | None, where: str) -> np.ndarray:
     if tensor is None:
         raise ModelError(f"{where} is missing")
-    a = numpy_helper.to_array(tensor)
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        raise ModelError(f"{where} must be stored in the file, not as external data")
+    try:
+        a = numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"{where}: data does not match its shape {list(tensor.dims)} ({e})") from None
     if a.dtype.kind not in "iu":
         raise ModelError(f"{where} must be integers, not {a.dtype}")
     return a.astype(np.int64)
@@ -212,9 +228,13 @@ def _value(attr: AttributeProto, hint: Any, where: str) -> Any:
                          f"{AttributeProto.AttributeType.Name(attr.type)}")
     value = helper.get_attribute_value(attr)
     try:
-        return decode(value.decode() if isinstance(value, bytes) else value)
+        value = decode(value.decode() if isinstance(value, bytes) else value)
     except ValueError as e:
         raise ModelError(f"{where}: {e}") from e
+    arity = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and Ellipsis not in arity and len(value) != len(arity):
+        raise ModelError(f"{where} must have {len(arity)} values, not {list(value)}")
+    return value
 
 
 def _spec(info: onnx.ValueInfoProto, source: str) -> ir.TensorSpec:
@@ -225,7 +245,111 @@ def _spec(info: onnx.ValueInfoProto, source: str) -> ir.TensorSpec:
                           IntType(int(q["bits"]), bool(q["signed"])))
     except (ValueError, TypeError, KeyError) as e:
         raise ModelError(f"{where} has no valid quantization parameters in its doc_string") from e
+    if not (1 <= qparams.itype.bits <= 64 and math.isfinite(qparams.scale) and qparams.scale > 0):
+        raise ModelError(f"{where} has invalid quantization parameters: {qparams.itype.bits} bits "
+                         f"(1 to 64), scale {qparams.scale!r} (positive)")
     dims = info.type.tensor_type.shape.dim
-    if not dims or any(not d.HasField("dim_value") for d in dims[1:]):
-        raise ModelError(f"{where} must have shape [N, fixed sizes...]")
+    if not dims or any(not d.HasField("dim_value") or d.dim_value < 1 for d in dims[1:]):
+        raise ModelError(f"{where} must have shape [N, fixed positive sizes...]")
     return ir.TensorSpec(tuple(int(d.dim_value) for d in dims[1:]), qparams)
+
+
+# ---- validation ----------------------------------------------------------------------------
+
+def _check_graph(graph: ir.IntGraph, source: str) -> None:
+    """Ops in topological order, each reading tensors defined before it and defining new ones,
+    every tensor with a spec, every graph output computed; each op's fields in range."""
+    defined, names = {graph.input}, set()
+    for op in graph.ops:
+        where = f"{source}: node '{op.name}' ({type(op).__name__})"
+        if op.name in names:
+            raise ModelError(f"{where}: another node has the same name")
+        names.add(op.name)
+        for name in op.inputs:
+            if name not in defined:
+                raise ModelError(f"{where}: input '{name}' is not the graph input or the output "
+                                 f"of an earlier node")
+        if len(op.outputs) != 1 or op.outputs[0] in defined:
+            raise ModelError(f"{where}: must define one new tensor, not {op.outputs}")
+        defined.add(op.outputs[0])
+        problem = _op_problem(op)
+        if problem:
+            raise ModelError(f"{where}: {problem}")
+    for name in [*graph.outputs, *sorted(defined)]:
+        if name not in defined:
+            raise ModelError(f"{source}: graph output '{name}' is not computed by any node")
+        if name not in graph.tensors:
+            raise ModelError(f"{source}: tensor '{name}' has no type (value_info)")
+
+
+def _op_problem(op: ir.Op) -> str | None:
+    """The first field of `op` out of its range, or whose shape disagrees with the op's
+    channel count; None when all are fine. Rules go by field name, so they cover every class."""
+    values = {key: functools.reduce(getattr, key.split("."), op) for key, _ in _fields(type(op))}
+    at_least = {"shift": MIN_SHIFT, "requant.shift": MIN_SHIFT, "acc_bits": 1, "strides": 1,
+                "dilations": 1, "kernel": 1, "group": 1, "divisors": 1, "pads": 0}
+    for key, low in at_least.items():
+        if key in values and np.any(np.asarray(values[key]) < low):
+            return f"{key} {_show(values[key])} must be at least {low}"
+    for key, high in (("shift", MAX_SHIFT), ("requant.shift", MAX_SHIFT), ("acc_bits", 64)):
+        if key in values and np.any(np.asarray(values[key]) > high):
+            return f"{key} {_show(values[key])} must be at most {high}"
+    for low, high in (("qmin", "qmax"), ("requant.qmin", "requant.qmax"), ("low", "high")):
+        if low in values and values[low] > values[high]:
+            return f"{low} {values[low]} is above {high} {values[high]}"
+    if "perm" in values and (sorted(values["perm"]) != list(range(len(values["perm"])))
+                             or values["perm"][:1] != (0,)):
+        return f"perm {values['perm']} must be a permutation that keeps the batch axis first"
+    return _shape_problem(op, values)
+
+
+def _shape_problem(op: ir.Op, values: dict[str, Any]) -> str | None:
+    """Arrays that must agree: a Conv weight [C_out, C_in / group, kh, kw] or Gemm weight
+    [C_out, K] with its C_out biases and accumulator widths, and a requantizer's multipliers
+    and shifts, one per output channel (or one), per AvgPool divisor, or one for GlobalAvgPool."""
+    channels = None
+    if isinstance(op, (ir.Conv, ir.Gemm)):
+        weight = values["weight"]
+        if weight.ndim != (4 if isinstance(op, ir.Conv) else 2) or weight.shape[0] % values.get("group", 1):
+            return f"weight of shape {weight.shape} does not fit a {type(op).__name__}"
+        channels = weight.shape[0]
+        for key in ("bias", "acc_bits"):
+            if values[key].shape != (channels,):
+                return f"{key} has shape {values[key].shape}, not ({channels},) like the weight"
+    if "requant.shift" not in values:
+        return None
+    entries = {ir.AvgPool: (len(values.get("divisors", ())),), ir.GlobalAvgPool: (1,)}.get(
+        type(op), (1, channels))
+    multiplier, shift = values["requant.multiplier"], values["requant.shift"]
+    if multiplier.shape != shift.shape or multiplier.ndim != 1 or len(shift) not in entries:
+        return (f"requant multiplier {_show(multiplier)} and shift {_show(shift)} must have "
+                f"{' or '.join(map(str, entries))} entries each")
+    return None
+
+
+def _show(value: Any) -> str:
+    return str(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+_RUN_ERRORS = (ValueError, IndexError, TypeError, ArithmeticError, ContractError)
+
+
+def _check_runs(graph: ir.IntGraph, source: str) -> None:
+    """Ops that disagree with the tensors around them (a weight for another input size, a spec
+    shape its op does not compute, a table shorter than its input type's range) pass
+    `_check_graph`. Tables are checked against their input type; for the rest, one sample of
+    the input's zero point runs through the golden model, which checks every op's output
+    against its spec, and any failure is the file's."""
+    for op in graph.ops:
+        if isinstance(op, (ir.Lut, ir.Softmax)):
+            itype = graph.tensors[op.inputs[0]].itype
+            table, low = (op.table, op.input_min) if isinstance(op, ir.Lut) else (op.exp_table, itype.qmin)
+            if low > itype.qmin or len(table) < itype.qmax - low + 1:
+                raise ModelError(f"{source}: node '{op.name}' ({type(op).__name__}): its table of "
+                                 f"{len(table)} entries does not cover its {itype} input")
+    spec = graph.input_spec
+    x = np.full((1, *spec.shape), min(max(spec.qparams.zero_point, spec.itype.qmin), spec.itype.qmax))
+    try:
+        evaluate.run(graph, x)
+    except _RUN_ERRORS as e:
+        raise ModelError(f"{source}: the integer graph does not run: {str(e).splitlines()[0]}") from None

@@ -4,7 +4,8 @@ Loading is the one place where untrusted bytes become arrays, so it is defensive
 checked against what the file *declares* before anything is allocated, external data may only
 come from files inside the model's own folder (a model must not read /etc/passwd or
 `../../secrets`), and non-finite weights are refused here rather than poisoning calibration.
-Everything else about the graph's meaning (supported operators, one input) is `verify`'s job.
+So are opsets outside MIN_OPSET..MAX_OPSET and initializers defined twice. Everything else
+about the graph's meaning (supported operators, one input, that it runs) is `verify`'s job.
 """
 from __future__ import annotations
 
@@ -21,9 +22,17 @@ from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_t
 
 from quant.errors import ModelError
 from quant.graph import Graph, Node, ValueInfo
+from quant.intfile import DOMAIN as INT_DOMAIN
 
 MAX_TENSOR_BYTES = 2 << 30
 """Refuse models whose tensors declare more than this many bytes in total (2 GiB)."""
+
+MIN_OPSET = 11
+"""The oldest default-domain opset accepted: the float graph is re-emitted for onnxruntime in
+the forms opset 11 introduced (Clip and Pad take their bounds and pads as inputs)."""
+
+MAX_OPSET = onnx.defs.onnx_opset_version()
+"""The newest opset the installed onnx (and so shape inference and the checker) knows."""
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -39,8 +48,12 @@ def load_model(path: str | os.PathLike) -> Graph:
 
 # ---- reading -------------------------------------------------------------------------
 def _read(path: Path) -> onnx.ModelProto:
-    if not path.is_file():
+    if not path.exists():
         raise ModelError(f"{path}: no such model file")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: empty file (0 bytes), not an ONNX model")
     if path.stat().st_size > MAX_TENSOR_BYTES:
         raise ModelError(f"{path}: file is larger than {MAX_TENSOR_BYTES >> 30} GiB; refusing to load")
     try:
@@ -104,7 +117,10 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         where = f"{path}: tensor '{tensor.name}': external data location '{location}'"
         if not location or Path(location).is_absolute() or PureWindowsPath(location).anchor:
             raise ModelError(f"{where} is not a relative path; refusing to load")
-        target = (folder / location).resolve()
+        try:
+            target = (folder / location).resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise ModelError(f"{where} cannot be resolved (a symlink loop?); refusing to load") from None
         if not target.is_relative_to(folder):
             raise ModelError(f"{where} is outside the model's folder; refusing to load")
         if not target.is_file():
@@ -119,13 +135,22 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
 def _to_graph(model: onnx.ModelProto, path: Path) -> Graph:
     opsets = {o.domain: o.version for o in model.opset_import}
     default = [v for d, v in opsets.items() if d in _DEFAULT_DOMAINS]
+    if INT_DOMAIN in opsets:
+        raise ModelError(f"{path}: this is an intforge integer model, not a float ONNX model")
     if not default:
         raise ModelError(f"{path}: the model imports no default ONNX opset")
+    if not MIN_OPSET <= default[0] <= MAX_OPSET:
+        raise ModelError(f"{path}: ONNX opset {default[0]} is not supported "
+                         f"(only opsets {MIN_OPSET} to {MAX_OPSET})")
     proto = model.graph
     if proto.sparse_initializer:
         raise ModelError(f"{path}: sparse initializer '{proto.sparse_initializer[0].values.name}' is not supported")
 
-    initializers = {t.name for t in proto.initializer}
+    initializers: set[str] = set()
+    for t in proto.initializer:
+        if t.name in initializers:
+            raise ModelError(f"{path}: initializer '{t.name}' is defined twice")
+        initializers.add(t.name)
     constants = {t.name: _array(t, path) for t in proto.initializer}
     nodes = []
     for node_proto, name in zip(proto.node, _node_names(proto.node)):
@@ -221,7 +246,15 @@ class _ValueInfos:
             raise ModelError(f"{self._path}: graph input/output '{info.name}' has no tensor type and shape")
         tensor_type = info.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim)
-        return ValueInfo(info.name, shape, np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)))
+        if any(d is not None and d < 0 for d in shape):
+            raise ModelError(f"{self._path}: graph input/output '{info.name}' has a negative "
+                             f"dimension in its shape {list(shape)}")
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        except KeyError:
+            raise ModelError(f"{self._path}: graph input/output '{info.name}' has unknown element "
+                             f"type {tensor_type.elem_type}") from None
+        return ValueInfo(info.name, shape, dtype)
 
     def _infer(self) -> dict[str, onnx.ValueInfoProto]:
         if self._inferred is None:

@@ -19,6 +19,7 @@ from rich.console import Console
 from quant.bias_correction import correct_biases
 from quant.calibrate import calibrate
 from quant.data import Dataset
+from quant.errors import DataError, ModelError, QuantizationError
 from quant.graph import Graph
 from quant.ir import IntGraph
 from quant.onnx_import import load_model
@@ -40,14 +41,15 @@ def quantize_model(model_path: str | os.PathLike[str], calib: Dataset, options: 
     stages = _Stages(Console(stderr=True) if progress else None)
     graph = _load_float(model_path, stages)
     calib.check_input_shape(graph.input.shape[1:])
-    with stages.stage(f"calibrate ({options.calibration.value}, {len(calib)} samples)", spinner=False):
-        ranges = calibrate(graph, calib.x, options.calibration, progress=progress,
-                           bits=options.act_bits)
-    with stages.stage("quantize"):
-        int_graph = quantize(graph, ranges, options)
-    if options.bias_correction:
-        with stages.stage("bias correction"):
-            correct_biases(int_graph, graph, calib.x)
+    with _naming(model_path, calib.source):
+        with stages.stage(f"calibrate ({options.calibration.value}, {len(calib)} samples)", spinner=False):
+            ranges = calibrate(graph, calib.x, options.calibration, progress=progress,
+                               bits=options.act_bits)
+        with stages.stage("quantize"):
+            int_graph = quantize(graph, ranges, options)
+        if options.bias_correction:
+            with stages.stage("bias correction"):
+                correct_biases(int_graph, graph, calib.x)
     return int_graph
 
 
@@ -56,8 +58,38 @@ def _load_float(model_path: str | os.PathLike[str], stages: "_Stages") -> Graph:
         graph = load_model(model_path)
     with stages.stage("verify"):
         graph = verify(graph, source=str(model_path))
-    with stages.stage("prepare"):
+        if graph.input.shape[0] is not None:
+            graph = _free_batch(graph, model_path)
+    with stages.stage("prepare"), _naming(model_path):
         return prepare(graph)
+
+
+def _free_batch(graph: Graph, model_path: str | os.PathLike[str]) -> Graph:
+    """Calibration and evaluation run batches of any size, so a static batch (what
+    torch.onnx.export writes without dynamic axes) is made free, and the graph verified again,
+    which runs it on another batch size."""
+    free = graph.copy()
+    free.input.shape = (None, *graph.input.shape[1:])
+    try:
+        return verify(free, source=str(model_path))
+    except ModelError as e:
+        raise ModelError(f"{e} (graph input '{graph.input.name}' has a static batch of "
+                         f"{graph.input.shape[0]}, and the graph does not run with another; "
+                         f"export it with a dynamic batch axis)") from None
+
+
+@contextmanager
+def _naming(model_path: str | os.PathLike[str], data_source: str | None = None) -> Iterator[None]:
+    """Problems found after verify name their file, as those of load and verify do: the model
+    for a pass or converter, the calibration data when a tensor takes non-finite values on it."""
+    try:
+        yield
+    except (ModelError, QuantizationError) as e:
+        raise type(e)(f"{model_path}: {e}") from None
+    except DataError as e:
+        if data_source is None:
+            raise
+        raise DataError(f"{data_source}: {e}") from None
 
 
 class _Stages:

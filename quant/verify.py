@@ -4,6 +4,11 @@ Every later stage assumes a DAG with unique names, operators from a fixed list w
 supported attributes, constant weights, and exactly one float32 input. Checking all of that
 here, and reporting *every* violation in one message, lets a user fix a model in one round
 instead of discovering problems one stage (or one node) at a time.
+
+Last, the graph must run: later stages run it in onnxruntime on zeros and on calibration
+batches, so a graph whose declared shapes would need absurd memory is refused *before* anything
+is allocated, and one onnxruntime cannot load or run (inconsistent shapes or types) is refused
+here, naming the file, rather than failing with an onnxruntime traceback later.
 """
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import math
 
 import numpy as np
 import onnx
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from quant.errors import ModelError
 from quant.graph import Graph, Node, ValueInfo
@@ -36,7 +43,8 @@ SHAPE_OPS = frozenset({
 
 _ALLOWED_ATTRS: dict[str, dict[str, tuple]] = {
     "MaxPool": {"ceil_mode": (0,), "auto_pad": ("NOTSET",), "storage_order": (0,)},
-    "AveragePool": {"ceil_mode": (0,), "auto_pad": ("NOTSET",)},
+    "AveragePool": {"ceil_mode": (0,), "auto_pad": ("NOTSET",), "dilations": ([1, 1],)},
+    "Flatten": {"axis": (1,)},
     "Conv": {"auto_pad": ("NOTSET",)},
     "ArgMax": {"select_last_index": (0,)},
     "BatchNormalization": {"training_mode": (0,)},
@@ -49,6 +57,16 @@ _STATIC_OPERANDS: dict[str, tuple[int, ...]] = {
     "ReduceMean": (1,), "Clip": (1, 2), "ConstantOfShape": (0,),
 }
 """Operand positions that must be weights or shapes, not data (integer kernels bake them in)."""
+
+MAX_ACTIVATION_BYTES = 1 << 30
+"""Refuse graphs whose tensors, for one sample (or one batch of a static batch size), would
+take more than this in total (1 GiB): calibration holds every tensor of a batch of samples."""
+
+PROBE_BATCH = 2
+"""Batch size of the zero run that proves the graph runs (not 1, which broadcasting could hide)."""
+
+_ORT_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.InvalidGraph,
+               ort_state.NotImplemented, ort_state.RuntimeException, ort_state.EPFail)
 
 
 def verify(graph: Graph, source: str = "model") -> Graph:
@@ -69,6 +87,7 @@ def verify(graph: Graph, source: str = "model") -> Graph:
     _raise(source, _operator_problems(g) + _input_problems(g))
     if len(g.inputs) > 1:
         _pack_inputs(g)
+    _raise(source, _shape_problems(g.input) or _size_problems(g) or _run_problems(g))
     return g
 
 
@@ -236,3 +255,81 @@ def _int64_constant(g: Graph, base: str, values: list[int]) -> str:
     name = g.fresh_name(base)
     g.constants[name] = np.array(values, np.int64)
     return name
+
+
+# ---- running -------------------------------------------------------------------------
+def _shape_problems(v: ValueInfo) -> list[str]:
+    if not v.shape:
+        return [f"graph input '{v.name}' has no batch dimension (it is a scalar)"]
+    if None in v.shape[1:]:
+        return [f"graph input '{v.name}': shape {_shape_text(v.shape)} has a free dimension other "
+                "than the batch (calibration needs every other dimension fixed)"]
+    return []
+
+
+def _size_problems(g: Graph) -> list[str]:
+    """Refuse absurd sizes before anything runs. Sizes come from ONNX shape inference (which
+    reads constant shapes and pads); a free batch counts as one sample, and a dimension that
+    inference cannot resolve as 1 (the zero run of `_run_problems` stays bounded anyway: an
+    allocation onnxruntime cannot make is an error it reports, not a crash)."""
+    model = g.to_onnx()
+    try:
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except (onnx.shape_inference.InferenceError, ValueError):
+        pass  # onnxruntime names the inconsistency in _run_problems; declared sizes still count
+    sizes: dict[str, tuple[int, list[int]]] = {}
+    for info in (*model.graph.input, *model.graph.value_info, *model.graph.output):
+        tensor_type = info.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in tensor_type.shape.dim]
+        if any(d < 0 for d in dims):
+            return [f"tensor '{info.name}' has a negative dimension in its shape {dims}"]
+        sizes[info.name] = (math.prod(dims) * _itemsize(tensor_type.elem_type), dims)
+    total = sum(size for size, _ in sizes.values())
+    if total <= MAX_ACTIVATION_BYTES:
+        return []
+    name, (_, dims) = max(sizes.items(), key=lambda item: item[1][0])
+    unit = "sample" if g.input.shape[0] is None else f"batch of {g.input.shape[0]}"
+    return [f"its tensors would take {total / (1 << 30):.4g} GiB for one {unit} (the largest is "
+            f"'{name}' of shape {dims}), more than {MAX_ACTIVATION_BYTES >> 30} GiB; refusing to run it"]
+
+
+def _itemsize(elem: int) -> int:
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)).itemsize
+    except KeyError:  # UNDEFINED (not inferred) or a type numpy lacks: count 4 bytes
+        return 4
+
+
+def _run_problems(g: Graph) -> list[str]:
+    """Run the graph once in onnxruntime, on zeros; its output shapes are then set to what it
+    computes (onnxruntime accepts a wrong declared shape, with warnings on stderr at every run),
+    and every output must keep the batch first (a per-sample accelerator cannot mix samples)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 4  # errors come back as exceptions; keep stderr to one line
+    batch = PROBE_BATCH if g.input.shape[0] is None else g.input.shape[0]
+    x = np.zeros((batch, *g.input.shape[1:]), np.float32)
+    outputs = [v for v in g.outputs if v.name != g.input.name]
+    model = g.to_onnx()
+    for info in model.graph.output:
+        info.type.tensor_type.ClearField("shape")  # set from the run below
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        values = session.run([v.name for v in outputs], {g.input.name: x})
+    except _ORT_ERRORS as e:
+        return [f"onnxruntime cannot run the graph: {_first_line(e)}"]
+    problems = []
+    for v, value in zip(outputs, values):
+        if g.input.shape[0] is not None:
+            v.shape = value.shape
+        elif value.ndim and value.shape[0] == batch:
+            v.shape = (None, *value.shape[1:])
+        else:
+            problems.append(f"graph output '{v.name}' does not keep the batch as its first axis "
+                            f"(shape {value.shape} for a batch of {batch})")
+    return problems
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -103,10 +103,16 @@ def test_the_test_graph_has_every_ir_class():
     assert {type(op) for op in _ops()} == set(ir.OP_CLASSES)
 
 
+def _read(path) -> ir.IntGraph:
+    """The every-op graph's shapes are arbitrary, so it cannot run: read it without the run
+    check of `intfile.load` (tests/test_hostile_data.py covers that check)."""
+    return intfile.from_model(onnx.load(path), str(path))
+
+
 def test_round_trip_is_exact(tmp_path):
     graph = _graph()
     intfile.save(graph, tmp_path / "m.onnx")
-    loaded = intfile.load(tmp_path / "m.onnx")
+    loaded = _read(tmp_path / "m.onnx")
     _assert_same(graph, loaded, "graph")
     for op in loaded.ops:  # also written as int64 arrays by hand above: the load restores int64
         for f in dataclasses.fields(op):
@@ -116,7 +122,7 @@ def test_round_trip_is_exact(tmp_path):
 
 def test_save_load_save_gives_identical_bytes(tmp_path):
     intfile.save(_graph(), tmp_path / "a.onnx")
-    intfile.save(intfile.load(tmp_path / "a.onnx"), tmp_path / "b.onnx")
+    intfile.save(_read(tmp_path / "a.onnx"), tmp_path / "b.onnx")
     intfile.save(_graph(), tmp_path / "c.onnx")
     first = (tmp_path / "a.onnx").read_bytes()
     assert (tmp_path / "b.onnx").read_bytes() == first

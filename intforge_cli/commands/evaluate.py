@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from intforge_cli.models import FloatModel, accuracy, is_integer_model, labels, run_int
+from intforge_cli.models import (FloatModel, accuracy, class_count, is_integer_model, labels,
+                                 run_int)
 from intforge_cli.output import percent, print_json
 from quant import intfile
 from quant.data import load_dataset
@@ -23,12 +24,12 @@ def main(args: argparse.Namespace) -> int:
     if is_integer_model(args.model):
         kind, graph = "integer", intfile.load(args.model)
         data = load_dataset(args.data, input_shape=graph.input_spec.shape)
-        predicted = labels(run_int(graph, data)[graph.outputs[0]])
+        first = run_int(graph, data)[graph.outputs[0]]
     else:
         kind, model = "float", FloatModel(args.model)
         data = load_dataset(args.data, input_shape=model.input_shape)
-        predicted = labels(model.outputs(data.x)[0])
-    acc = accuracy(predicted, data)
+        first = model.outputs(data.x)[0]
+    acc = accuracy(labels(first), data, class_count(first))
     score = (f"accuracy {percent(acc.value)} ({acc.correct}/{acc.n})" if acc
              else f"no labels (y) in {args.data}, so no accuracy")
     print(f"{args.model} ({kind}) on {len(data)} samples: {score}")
