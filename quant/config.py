@@ -24,6 +24,12 @@ _KEYS = tuple(f.name for f in dataclasses.fields(LayerOverride))
 def load_config(path: str | os.PathLike[str]) -> dict[str, LayerOverride]:
     """Parse a config file into per-layer overrides, keyed by node name."""
     path = Path(path)
+    return {name: _override(path, name, table) for name, table in read_layers(path).items()}
+
+
+def read_layers(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The `[layers.<node name>]` tables of a TOML file, unchecked (each reader checks its
+    own keys: quantization settings here, folds in `intforge hw`)."""
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -33,13 +39,15 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, LayerOverride]:
         raise DataError(f"{path}: cannot read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise DataError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise DataError(f"{path}: not valid TOML: tables or arrays nested too deeply") from None
     for key in doc:
         if key != "layers":
             raise DataError(f"{path}: unknown key '{key}' (only [layers.<node name>] tables are allowed)")
     layers = doc.get("layers", {})
     if not isinstance(layers, dict):
         raise DataError(f"{path}: 'layers' must be a table of [layers.<node name>] tables")
-    return {name: _override(path, name, table) for name, table in layers.items()}
+    return layers
 
 
 def _override(path: Path, name: str, table: object) -> LayerOverride:

@@ -31,6 +31,9 @@ TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale
 # Amaranth's Verilog trips Verilator's width lint; the warnings are not errors here.
 BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal", "-Wno-WIDTH"]}
 BENCH = "sim.cocotb_bench"
+# Waveform file format per simulator: Verilator's FST writer needs lz4 headers that a plain
+# install lacks, so it writes VCD (cocotb's `waves=True` build, `--trace`).
+WAVES_FORMAT = {"icarus": "fst", "verilator": "vcd"}
 
 
 @contextmanager
@@ -49,13 +52,15 @@ def _toolchain_env() -> Iterator[None]:
         yield
 
 
-def build(block: wiring.Component, simulator: str, top: str = "top") -> Path:
-    """Emit the block's Verilog and build it for `simulator`; returns the build folder."""
+def build(block: wiring.Component, simulator: str, top: str = "top", *,
+          waves: bool = False) -> Path:
+    """Emit the block's Verilog and build it for `simulator`; returns the build folder.
+    With `waves` the build can record waveforms (a separate folder, `<top>-<hash>-waves`)."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     text = verilog(block, top)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    build_dir = BUILD_ROOT / simulator / f"{top}-{key}"
+    build_dir = BUILD_ROOT / simulator / f"{top}-{key}{'-waves' if waves else ''}"
     source = build_dir / f"{top}.v"
     build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "build.log"
@@ -68,7 +73,7 @@ def build(block: wiring.Component, simulator: str, top: str = "top") -> Path:
         with _toolchain_env(), _reported(f"{simulator} build of {source}", log):
             get_runner(simulator).build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
                                         build_args=BUILD_ARGS[simulator], timescale=TIMESCALE,
-                                        log_file=log)
+                                        log_file=log, waves=waves)
     return build_dir
 
 
@@ -106,20 +111,26 @@ HARNESS_WORD_BITS = {"icarus": 64, "verilator": 1024}
 
 
 def build_harness(dut: wiring.Component, case: StreamCase | HarnessCase, simulator: str, *,
-                  preload: bool = False) -> Path:
+                  preload: bool = False, waves: bool = False) -> Path:
     """Build `Harness(dut, case)` (players -> dut -> collector, memories sized for the case)
     for `simulator`; any case that fits the same memories runs on this build. With
-    `preload`, the players' memories start out holding this case's stimulus."""
+    `preload`, the players' memories start out holding this case's stimulus; with `waves`
+    the build can record waveforms (`run_harness(..., waves=FILE)`)."""
     word_bits = HARNESS_WORD_BITS.get(simulator, WORD_BITS)
-    return build(Harness(dut, case, word_bits=word_bits, preload=preload), simulator)
+    return build(Harness(dut, case, word_bits=word_bits, preload=preload), simulator, waves=waves)
 
 
-def run_harness(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path) -> Transcript:
+def run_harness(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path, *,
+                waves: Path | None = None) -> Transcript:
     """Run a built harness on `case` with no Python per cycle; returns the transcript it
-    recorded (the same format as `run_stream`'s)."""
+    recorded (the same format as `run_stream`'s). `waves`: a file to record the run's
+    waveform into, in the simulator's `WAVES_FORMAT` (the build must have been made with
+    `waves=True`)."""
+    work_dir = Path(work_dir).resolve()  # the simulator runs in work_dir: paths must not be relative
     transcript_file = work_dir / "transcript.json"
     transcript_file.unlink(missing_ok=True)
-    _run_harness_bench(build_dir, simulator, case, work_dir, f"+transcript={transcript_file}")
+    _run_harness_bench(build_dir, simulator, case, work_dir, f"+transcript={transcript_file}",
+                       waves=waves)
     return Transcript.load(transcript_file)
 
 
@@ -138,12 +149,23 @@ def run_fast(dut: wiring.Component, simulator: str, case: StreamCase | HarnessCa
 
 
 def _run_harness_bench(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path,
-                       plusarg: str) -> None:
+                       plusarg: str, waves: Path | None = None) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     case_file, log = work_dir / "case.json", work_dir / "sim.log"
     case.save(case_file)
+    wave_args = {} if waves is None else _wave_args(simulator, Path(waves).resolve())
     with _toolchain_env(), _reported(f"{simulator} run of {build_dir}", log):
         get_runner(simulator).test(
             test_module=FAST_BENCH, hdl_toplevel="top", hdl_toplevel_lang="verilog",
             build_dir=build_dir, test_dir=work_dir, timescale=TIMESCALE, log_file=log,
-            plusargs=[f"+case={case_file}", plusarg])
+            results_xml=str(Path(work_dir).resolve() / "results.xml"),  # also under pytest
+            waves=waves is not None, test_args=wave_args.get("test_args", []),
+            plusargs=[f"+case={case_file}", plusarg, *wave_args.get("plusargs", [])])
+
+
+def _wave_args(simulator: str, path: Path) -> dict[str, list[str]]:
+    """Where each simulator writes its waveform: a plusarg of cocotb's Icarus dump module,
+    an option of cocotb's Verilator main."""
+    if simulator == "icarus":
+        return {"plusargs": [f"+dumpfile_path={path}"]}
+    return {"test_args": ["--trace-file", str(path)]}
