@@ -9,8 +9,14 @@ engine produces its outputs of a sample from that sample's inputs alone, so the 
 never needs more than one whole sample of the forked tensor before it emits the element that
 meets the skip branch's oldest one. A skip FIFO of one sample of beats can therefore never
 deadlock the fork, and `latency` more beats (the pipeline latency of every engine, summed)
-keep it at full rate (`hw.streams.skip_depths`). The branch into the heaviest consumer (a MAC
-or windowed engine) is the long one and gets a shallow FIFO; every other branch a deep one.
+keep it at full rate (`hw.streams.skip_depths`). A branch that goes straight into a join
+(a consumer with several inputs) needs no more of the tensor than the element it takes, so
+when exactly one branch does not, that branch is the long one and gets a shallow FIFO, and
+the direct ones a deep one. With several such branches (two convolutions of one tensor, or
+the tensor also an output) which one needs more is not known here, so every branch gets a
+deep FIFO: a shallow FIFO on a branch that needs less (a 1x1 projection shortcut beside a
+chain of 3x3 convolutions) fills and stops the fork before the other branch has the rows it
+needs, a deadlock.
 
 Ports: `i_stream` takes the quantized input, one element per beat, in stream order (HWC for a
 (C, H, W) input, see `hw.streams.to_stream_order`); `o_stream` gives the integer output, one
@@ -45,7 +51,6 @@ from quant import ir
 from quant.errors import ModelError
 
 SHALLOW_FIFO = 4  # >= 3 keeps a StreamFifo at full rate
-HEAVY = (ir.Conv, ir.Gemm, ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool)
 
 
 def _conv(graph, op, stage):
@@ -145,7 +150,9 @@ class Accelerator(wiring.Component):
         for op in graph.ops:
             for name in op.inputs:
                 users.setdefault(name, []).append(op)
-        pending: dict[tuple[str, str], _Source] = {}
+        # (tensor, consumer) -> its streams, one per input of the consumer that reads the
+        # tensor (two for a square, Mul(x, x)), taken in input order
+        pending: dict[tuple[str, str], list[_Source]] = {}
 
         def publish(tensor: str, source: _Source) -> None:
             """Make `tensor` available to each of its users (through a Fork and FIFOs)."""
@@ -153,26 +160,30 @@ class Accelerator(wiring.Component):
             if tensor in graph.outputs:
                 consumers = consumers + [None]
             if len(consumers) == 1:
-                pending[(tensor, _key(consumers[0]))] = source
+                pending[(tensor, _key(consumers[0]))] = [source]
                 return
             payload = source.stream.p.shape()
             m.submodules[f"fork_{_safe(tensor)}"] = fork = Fork(payload, len(consumers))
             wiring.connect(m, source.stream, fork.i_stream)
-            long = next((c for c in consumers if isinstance(c, HEAVY)), None)
+            paths = [c for c in consumers if c is None or len(c.inputs) == 1]  # not a join
+            long = paths[0] if len(paths) == 1 else None
             sample_beats = math.prod(graph.tensors[tensor].shape) // source.vector * math.ceil(
                 source.vector / source.lanes)
             for k, (consumer, branch) in enumerate(zip(consumers, fork.branches())):
                 depth = SHALLOW_FIFO if consumer is long else sample_beats + self.latency + 2
                 m.submodules[f"skip_{_safe(tensor)}_{k}"] = fifo = StreamFifo(payload, depth)
                 wiring.connect(m, branch, fifo.i_stream)
-                pending[(tensor, _key(consumer))] = _Source(fifo.o_stream, source.lanes, source.vector)
+                pending.setdefault((tensor, _key(consumer)), []).append(
+                    _Source(fifo.o_stream, source.lanes, source.vector))
 
         def take(tensor: str, consumer: ir.Op | None, lanes: int) -> stream.Interface:
-            source = pending.pop((tensor, _key(consumer)))
+            sources = pending[(tensor, _key(consumer))]
+            source = sources.pop(0)
             if source.lanes == lanes and source.vector % lanes == 0:
                 return source.stream
             elem = source.stream.p.shape().elem_shape
-            name = f"regroup_{_safe(tensor)}_{_key(consumer)}"
+            suffix = f"_{len(sources)}" if sources else ""  # a second read of the tensor
+            name = f"regroup_{_safe(tensor)}_{_key(consumer)}{suffix}"
             m.submodules[name] = regroup = Regroup(elem, length=source.vector,
                                                    lanes_in=source.lanes, lanes_out=lanes)
             wiring.connect(m, source.stream, regroup.i_stream)
@@ -182,7 +193,7 @@ class Accelerator(wiring.Component):
         for stage, op in zip(self.plan.stages, graph.ops):
             out_vector = vector_length(graph.tensors[op.outputs[0]].shape)
             if isinstance(op, ir.Reshape):
-                source = pending.pop((op.inputs[0], _key(op)))
+                source = pending[(op.inputs[0], _key(op))].pop()
                 if source.vector % source.lanes:
                     raise ModelError(f"Reshape '{op.name}': its input arrives in padded beats")
                 publish(op.outputs[0], _Source(source.stream, source.lanes, out_vector))

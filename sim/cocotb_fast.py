@@ -58,11 +58,13 @@ def configure(dut, case: HarnessCase) -> None:
     settings = {}
     for number, (name, beats) in enumerate(case.inputs.items()):
         settings |= {f"{name}__count": len(beats), f"{name}__gap": threshold(case.gap),
-                     f"{name}__seed": seed_of(case.seed, number + 1)}
+                     f"{name}__seed": seed_of(case.seed, number + 1),
+                     f"{name}__stretch": case.gap_stretch}
     settings |= {f"{COLLECT}__expect": case.outputs, f"{COLLECT}__drain": case.drain,
                  f"{COLLECT}__max_cycles": case.max_cycles,
                  f"{COLLECT}__stall": threshold(case.stall),
-                 f"{COLLECT}__seed": seed_of(case.seed, 0)}
+                 f"{COLLECT}__seed": seed_of(case.seed, 0),
+                 f"{COLLECT}__stretch": case.stall_stretch}
     for port, value in settings.items():
         getattr(dut, port).value = value
 

@@ -12,6 +12,11 @@ until the beat is taken; the collector lowers ready with probability `stall` per
 draw from xorshift32 generators (a linear-feedback generator) seeded through ports, so one
 build serves any stimulus, probabilities and seeds that fit its memories.
 
+Bursts (`gap_stretch`, `stall_stretch`, default 1): an idle or stalled cycle starts a burst
+of 1..stretch such cycles (uniform), so a stretch of hundreds holds the output not-ready, or
+the input idle, for hundreds of cycles at a time. A stretch of 1 is the per-cycle behaviour
+above, bit for bit. The fraction of cycles in bursts is `busy_fraction(p, stretch)`.
+
 Every memory packs a power of two of entries (beats, cycle stamps) into words of up to
 `word_bits` bits, entry s of word w being entry `w * per_word + s`. The testbench pays one
 simulator access per word, and on Verilator a wide word costs about as much as a narrow one;
@@ -33,6 +38,7 @@ from sim.bench import StreamCase, Transcript
 
 PROBABILITY_BITS = 16  # a probability p is the threshold round(p * 2^16) on 16 random bits
 SEED_BITS = 32
+STRETCH_BITS = 24  # longest burst: 2^24 - 1 cycles
 CYCLE_BITS = 32  # cycle stamps; a run ends by `max_cycles` long before they wrap
 WORD_BITS = 1024  # default memory word: as many entries as fit (a power of two)
 COLLECT = "collect"  # the name of the collector's ports on the harness
@@ -50,6 +56,15 @@ class HarnessCase:
     seed: int = 0
     drain: int = 16  # cycles watched after the last expected beat, to catch extra ones
     max_cycles: int = 100_000
+    gap_stretch: int = 1  # longest input idle burst (1: per-cycle gaps)
+    stall_stretch: int = 1  # longest output not-ready burst (1: per-cycle stalls)
+
+    def __post_init__(self) -> None:
+        for name in ("gap_stretch", "stall_stretch"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 1 <= value < 1 << STRETCH_BITS):
+                raise ValueError(f"HarnessCase {name} must be an integer in "
+                                 f"1..{(1 << STRETCH_BITS) - 1}, not {value!r}")
 
     @classmethod
     def of(cls, case: StreamCase | HarnessCase, port: str = "i_stream") -> HarnessCase:
@@ -70,6 +85,14 @@ class HarnessCase:
 def threshold(probability: float) -> int:
     """The generator draws 16 bits r per cycle; the event happens when r < threshold."""
     return min(round(probability * (1 << PROBABILITY_BITS)), (1 << PROBABILITY_BITS) - 1)
+
+
+def busy_fraction(probability: float, stretch: int = 1) -> float:
+    """The long-run fraction of cycles a generator keeps idle (or not ready): each free
+    cycle starts a burst with `probability`, a burst lasts (stretch + 1) / 2 cycles on
+    average, so the fraction is p*B / (p*B + 1 - p); p itself when stretch is 1."""
+    busy = probability * (stretch + 1) / 2
+    return busy / (busy + 1 - probability)
 
 
 def seed_of(seed: int, stream_number: int) -> int:
@@ -120,37 +143,52 @@ def _slot(index: Value, log: int) -> Value | int:
 
 
 def _random_bits(m: Module, seed: Value) -> Value:
-    """16 fresh random bits every cycle from an xorshift32 register; it loads `seed` (0 is
-    taken as 1, xorshift's one forbidden state) while reset is high."""
+    """32 fresh random bits every cycle from an xorshift32 register; it loads `seed` (0 is
+    taken as 1, xorshift's one forbidden state) while reset is high. The top 16 bits decide
+    events (`_bursts`), the low 16 the burst lengths."""
     state = Signal(SEED_BITS, init=1, reset_less=True)  # runs without a reset too
     x = state ^ (state << 13)[:SEED_BITS]
     x = x ^ (x >> 17)
     x = x ^ (x << 5)[:SEED_BITS]
     m.d.sync += state.eq(Mux(ResetSignal(), Mux(seed == 0, 1, seed), x))
-    return state[SEED_BITS - PROBABILITY_BITS:]
+    return state
+
+
+def _bursts(m: Module, random: Value, threshold: Value, stretch: Value) -> Value:
+    """High in the cycles of random bursts: a burst starts in a free cycle whose top 16 random
+    bits are below `threshold` and lasts 1 + floor(r * stretch / 2^16) cycles (r the low 16
+    bits: 1..stretch, uniform). With stretch 1 (or 0) it is high exactly in the cycles whose
+    top bits are below `threshold`."""
+    left = Signal(STRETCH_BITS)  # cycles of the current burst still to come
+    start = (left == 0) & (random[SEED_BITS - PROBABILITY_BITS:] < threshold)
+    length = (random[:PROBABILITY_BITS] * stretch) >> PROBABILITY_BITS
+    m.d.sync += left.eq(Mux(left != 0, left - 1, Mux(start, length, 0)))
+    return (left != 0) | start
 
 
 def player_port(depth: int) -> wiring.Signature:
-    """A player's settings (beats to play, gap threshold, generator seed) and status (beats
-    taken)."""
+    """A player's settings (beats to play, gap threshold, generator seed, longest idle
+    burst) and status (beats taken)."""
     return wiring.Signature({"count": Out(index_shape(depth + 1)),
                              "gap": Out(PROBABILITY_BITS), "seed": Out(SEED_BITS),
+                             "stretch": Out(STRETCH_BITS),
                              "played": In(index_shape(depth + 1))})
 
 
 def collector_port() -> wiring.Signature:
     """A collector's settings (beats expected, quiet cycles after them, cycle limit, stall
-    threshold, generator seed) and status (done, beats taken, cycles run)."""
+    threshold, generator seed, longest stall burst) and status (done, beats taken, cycles
+    run)."""
     return wiring.Signature({"expect": Out(CYCLE_BITS), "drain": Out(CYCLE_BITS),
                              "max_cycles": Out(CYCLE_BITS), "stall": Out(PROBABILITY_BITS),
-                             "seed": Out(SEED_BITS), "done": In(1), "count": In(CYCLE_BITS),
-                             "cycles": In(CYCLE_BITS)})
+                             "seed": Out(SEED_BITS), "stretch": Out(STRETCH_BITS),
+                             "done": In(1), "count": In(CYCLE_BITS), "cycles": In(CYCLE_BITS)})
 
 
 class StreamPlayer(wiring.Component):
     """Plays entries 0..count-1 of memory `beats` (written by the testbench, or `init`) on
-    `o_stream`, idling before each beat with the `gap` probability; records the cycle each
-    beat was taken in memory `stamps`.
+    `o_stream`, idling before each beat with the `gap` probability (in bursts of up to
+    `stretch` cycles); records the cycle each beat was taken in memory `stamps`.
 
     While valid is low the payload shows random bits, so a block that looks at the payload
     of an invalid beat is caught. Valid depends on registers only, never on ready.
@@ -170,12 +208,14 @@ class StreamPlayer(wiring.Component):
         stamps, stamps_log = _packed(self.depth, CYCLE_BITS, self.word_bits)
         m.submodules.beats, m.submodules.stamps = beats, stamps
         read, stamp = beats.read_port(domain="comb"), stamps.write_port(granularity=CYCLE_BITS)
-        noise = _random_bits(m, port.seed)
+        random = _random_bits(m, port.seed)
+        noise = random[SEED_BITS - PROBABILITY_BITS:]
+        idle = _bursts(m, random, port.gap, port.stretch)
         held = Signal()  # valid was shown and not taken: it must stay
         taken = o.valid & o.ready
         payload = read.data.word_select(_slot(port.played, beats_log), self.width)
         m.d.comb += [
-            o.valid.eq((port.played < port.count) & (held | (noise >= port.gap))),
+            o.valid.eq((port.played < port.count) & (held | ~idle)),
             read.addr.eq(port.played >> beats_log),
             Value.cast(o.payload).eq(
                 Mux(o.valid, payload, noise.replicate(-(-self.width // PROBABILITY_BITS)))),
@@ -190,7 +230,8 @@ class StreamPlayer(wiring.Component):
 
 
 class Collector(wiring.Component):
-    """Takes `i_stream` with random backpressure (`stall` probability) and records each beat
+    """Takes `i_stream` with random backpressure (`stall` probability, in bursts of up to
+    `stretch` cycles) and records each beat
     as `Cat(payload, cycle)` in memory `record` (beats past its depth are counted, not kept).
 
     `done` rises once `expect` beats were taken and `drain` quiet cycles followed the last
@@ -211,8 +252,8 @@ class Collector(wiring.Component):
         record, log = _packed(self.depth, entry_bits, self.word_bits)
         m.submodules.record = record
         write = record.write_port(granularity=entry_bits)
-        noise = _random_bits(m, port.seed)
-        m.d.comb += i.ready.eq(~port.done & (noise >= port.stall))
+        stalled = _bursts(m, _random_bits(m, port.seed), port.stall, port.stretch)
+        m.d.comb += i.ready.eq(~port.done & ~stalled)
         taken = i.valid & i.ready
         entry = Cat(Value.cast(i.payload), cycle)
         m.d.comb += [write.addr.eq(port.count >> log), write.data.eq(entry.replicate(1 << log)),
@@ -247,10 +288,11 @@ class Harness(wiring.Component):
     Memories are sized for `case` (`capacity`: powers of two); with `preload` the players'
     memories also start out holding the case's beats (a run then needs no Python per beat,
     but the build serves that one stimulus). Everything else is set at run time through
-    ports: per input stream `<input>__count`, `__gap`, `__seed` (settings) and `__played`
-    (status); for the output `collect__expect`, `__drain`, `__max_cycles`, `__stall`,
-    `__seed` and `collect__done`, `__count`, `__cycles`. Submodules: `player_<input>`
-    (memories `beats`, `stamps`), `collector` (memory `record`), `dut`.
+    ports: per input stream `<input>__count`, `__gap`, `__seed`, `__stretch` (settings) and
+    `__played` (status); for the output `collect__expect`, `__drain`, `__max_cycles`,
+    `__stall`, `__seed`, `__stretch` and `collect__done`, `__count`, `__cycles`.
+    Submodules: `player_<input>` (memories `beats`, `stamps`), `collector` (memory
+    `record`), `dut`.
     """
 
     def __init__(self, dut: wiring.Component, case: StreamCase | HarnessCase, *,
