@@ -7,6 +7,9 @@ NEXTPNR_ECP5, ECPPACK); one already set wins, so native tools can be used instea
 nextpnr runs with --timing-allow-fail: a design that misses its clock is reported, not
 lost. A design that does not fit (or any tool error) gives a report with `fits` False and
 the tool's first error line.
+
+The device's DSP blocks go to the multipliers that save the most logic (`boards.dsp`); the
+other multipliers are built from logic, so a design never fails for want of DSP blocks alone.
 """
 from __future__ import annotations
 
@@ -16,11 +19,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from amaranth.build.run import BuildPlan
+from amaranth.hdl import Elaboratable
 from amaranth.lib import wiring
 
+from boards.dsp import DspPlan, multipliers, plan_dsps, split_synthesis
 from boards.ecp5 import ORANGECRAB, ULX3S
 from boards.ice40 import ICEBREAKER
-from boards.report import BoardReport, read_report
+from boards.report import BoardReport, MultiplierUse, read_report
 from boards.top import DEFAULT_BAUD, Board, BoardTop, plan_clock
 from boards.uart import divisor_for
 from quant.errors import IntforgeError
@@ -71,23 +77,39 @@ def build_board(name: str, top: wiring.Component, out_dir: str | Path,
     oscillator, or the PLL's nearest to `clock_mhz`. `interval` (cycles per sample) gives
     the report's inferences per second."""
     board = board_for(name)
-    platform = board.platform()
-    platform.add_resources(list(board.extra))
     try:
-        clock = plan_clock(board, platform.default_clk_frequency,
+        clock = plan_clock(board, board.platform().default_clk_frequency,
                            None if clock_mhz is None else clock_mhz * 1e6)
         divisor_for(clock.hz, baud)
     except ValueError as error:
         raise BoardError(f"board '{name}': {error}") from error
     design = BoardTop(board, top, clock=clock, baud=baud)
     env = tool_env()
-    plan = platform.prepare(design, name=DESIGN, synth_opts=board.synth_opts,
-                            nextpnr_opts="--timing-allow-fail")
+    cells = multipliers(prepare(board, design).files[f"{DESIGN}.il"])
+    dsps = plan_dsps(cells, board.family, board.dsps)
+    plan = prepare(board, design, dsps)
+    if multipliers(plan.files[f"{DESIGN}.il"]) != cells:  # the cells are named by position
+        raise RuntimeError("the design's multipliers changed between two elaborations")
     out = Path(out_dir)
     plan.extract(str(out))
     run = subprocess.run(["sh", f"{plan.script}.sh"], cwd=out, env=env, capture_output=True,
                          text=True)
     (out / "build.log").write_text(run.stdout + run.stderr)
-    return read_report(out, DESIGN, board=name, device=platform.device,
-                       clock_mhz=design.clock_hz / 1e6, interval=interval,
-                       bitstream=out / f"{DESIGN}.{board.bitstream}", exit_code=run.returncode)
+    report = read_report(out, DESIGN, board=name, device=board.platform().device,
+                         clock_mhz=design.clock_hz / 1e6, interval=interval,
+                         bitstream=out / f"{DESIGN}.{board.bitstream}", exit_code=run.returncode,
+                         multipliers=MultiplierUse(dsp=len(dsps.hard), logic=dsps.displaced))
+    if report.dsps is not None and report.dsps.used != dsps.blocks:
+        report.warnings.append(f"{report.dsps.used} DSP blocks used, {dsps.blocks} planned")
+    return report
+
+
+def prepare(board: Board, design: Elaboratable, dsps: DspPlan | None = None) -> BuildPlan:
+    """amaranth's build plan for `design` on a fresh platform of `board`; with `dsps`, the
+    yosys script keeps `dsps.soft` out of the DSP blocks."""
+    platform = board.platform()
+    platform.add_resources(list(board.extra))
+    script, synth_opts = ("", board.synth_opts) if dsps is None or not dsps.soft else \
+        split_synthesis(f"synth_{board.family.name}", board.synth_opts, DESIGN, dsps.soft)
+    return platform.prepare(design, name=DESIGN, synth_opts=synth_opts,
+                            script_after_read=script, nextpnr_opts="--timing-allow-fail")

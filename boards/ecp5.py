@@ -21,6 +21,7 @@ from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
 from amaranth_boards.resources import UARTResource
 from amaranth_boards.ulx3s import ULX3S_25F_Platform
 
+from boards.dsp import ECP5
 from boards.top import Board, pll_signature
 
 PFD_MIN_MHZ = 3.125
@@ -85,11 +86,12 @@ class Ecp5Pll(wiring.Component):
 
 
 ULX3S = Board(
-    name="ulx3s", platform=ULX3S_25F_Platform, pll_search=ecp5_pll, pll_block=Ecp5Pll,
+    name="ulx3s", platform=ULX3S_25F_Platform, family=ECP5, dsps=28,
+    pll_search=ecp5_pll, pll_block=Ecp5Pll,
     heartbeat=("led", 0), error=("led", 1), reset=("button_fire", 0))
 
 ORANGECRAB = Board(
-    name="orangecrab", platform=OrangeCrabR0_2_25FPlatform, pll_search=ecp5_pll,
-    pll_block=Ecp5Pll, heartbeat=("rgb_led", 0, "g"), error=("rgb_led", 0, "r"),
-    reset=("button", 0),
+    name="orangecrab", platform=OrangeCrabR0_2_25FPlatform, family=ECP5, dsps=28,
+    pll_search=ecp5_pll, pll_block=Ecp5Pll,
+    heartbeat=("rgb_led", 0, "g"), error=("rgb_led", 0, "r"), reset=("button", 0),
     extra=(UARTResource(0, rx="0", tx="1", conn=("io", 0), attrs=Attrs(IO_TYPE="LVCMOS33")),))

@@ -13,6 +13,7 @@ from amaranth.hdl import Instance, Module
 from amaranth.lib import io, wiring
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
+from boards.dsp import ICE40
 from boards.top import Board, pll_signature
 
 PFD_MHZ = (10.0, 133.0)
@@ -75,6 +76,7 @@ class Ice40Pll(wiring.Component):
 
 
 ICEBREAKER = Board(
-    name="icebreaker", platform=ICEBreakerPlatform, pll_search=ice40_pll, pll_block=Ice40Pll,
+    name="icebreaker", platform=ICEBreakerPlatform, family=ICE40, dsps=8,
+    pll_search=ice40_pll, pll_block=Ice40Pll,
     heartbeat=("led_g", 0), error=("led_r", 0), reset=("button", 0),
     synth_opts="-dsp", bitstream="bin")

@@ -24,7 +24,8 @@ CELLS = {
 PHANTOM_CLOCK = "$PACKER_GND_NET"
 FLIP_FLOP = re.compile(r"^(SB_DFF\w*|TRELLIS_FF)$")
 _UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
-_FMAX = re.compile(r"^Info: Max frequency for clock\s+'([^']+)': ([\d.]+) MHz "
+# A clock that misses its target is reported as a Warning after routing, an Info before.
+_FMAX = re.compile(r"^(?:Info|Warning): Max frequency for clock\s+'([^']+)': ([\d.]+) MHz "
                    r"\((PASS|FAIL) at ([\d.]+) MHz\)", re.M)
 _STAT_CELL = re.compile(r"^\s+(\d+)\s+([A-Za-z_][\w$]*)\s*$", re.M)
 
@@ -40,6 +41,16 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class MultiplierUse:
+    """Where the design's multipliers went: `dsp` on DSP blocks, `logic` built from LUTs
+    although yosys would have put them on blocks (those too narrow for a block, such as an
+    index times a width, are not counted)."""
+
+    dsp: int
+    logic: int
+
+
+@dataclass(frozen=True)
 class ClockTiming:
     fmax_mhz: float
     target_mhz: float
@@ -51,7 +62,8 @@ class BoardReport:
     """Resources, timing and files of one build. `fits`: nextpnr placed and routed the
     design and every resource is within the device; `fmax_mhz`: the slowest clock's Fmax
     (None if routing did not finish); `timing_met`: every clock met its constraint;
-    `inferences_per_s` = Fmax / interval (cycles per sample) when the interval is given."""
+    `inferences_per_s` = Fmax / interval (cycles per sample) when the interval is given;
+    `multipliers`: how many went to DSP blocks and how many to logic (`boards.dsp`)."""
 
     board: str
     device: str
@@ -69,6 +81,7 @@ class BoardReport:
     inferences_per_s: float | None
     bitstream: Path | None
     logs: dict[str, Path] = field(default_factory=dict)
+    multipliers: MultiplierUse | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -114,20 +127,21 @@ def _read(path: Path) -> str:
 
 
 def read_report(out_dir: Path, design: str, *, board: str, device: str, clock_mhz: float,
-                interval: int | None, bitstream: Path, exit_code: int = 0) -> BoardReport:
+                interval: int | None, bitstream: Path, exit_code: int = 0,
+                multipliers: MultiplierUse | None = None) -> BoardReport:
     """The report of the build in `out_dir` (logs `<design>.rpt`, `<design>.tim` and the
     build script's output `build.log`, which ended with `exit_code`)."""
     out_dir = Path(out_dir)
     logs = {"synth": out_dir / f"{design}.rpt", "pnr": out_dir / f"{design}.tim",
             "build": out_dir / "build.log"}
-    pnr, build = _read(logs["pnr"]), _read(logs["build"])
+    pnr, synth, build = _read(logs["pnr"]), _read(logs["synth"]), _read(logs["build"])
     cells = utilisation(pnr)
     names = CELLS[family_of(cells)]
     usage = {key: cells.get(cell) for key, cell in names.items()}
     if "flip_flops" in usage:
         flip_flops = None if usage["flip_flops"] is None else usage["flip_flops"].used
     else:
-        counts = cell_counts(_read(logs["synth"]))
+        counts = cell_counts(synth)
         flip_flops = sum(n for name, n in counts.items() if FLIP_FLOP.match(name)) or None
     routed = "Routing complete" in pnr
     timing = clock_timing(pnr) if routed else {}
@@ -135,7 +149,7 @@ def read_report(out_dir: Path, design: str, *, board: str, device: str, clock_mh
     warnings = [f"DSP blocks without registers: Fmax leaves the multipliers' delay out "
                 f"(clock '{name}')" for name in timing if name not in clocks]
     fmax = min((c.fmax_mhz for c in clocks.values()), default=None)
-    error = first_error(pnr) or first_error(build) or (
+    error = first_error(pnr) or first_error(synth) or first_error(build) or (
         None if exit_code == 0 else f"build script exit status {exit_code}: "
                                     f"{(build.strip().splitlines() or [''])[-1]}")
     fits = bool(cells) and routed and all(u.fits for u in cells.values()) and bitstream.exists()
@@ -146,5 +160,5 @@ def read_report(out_dir: Path, design: str, *, board: str, device: str, clock_mh
         timing_met=routed and all(c.met for c in clocks.values()), interval=interval,
         inferences_per_s=None if fmax is None or not interval else fmax * 1e6 / interval,
         bitstream=bitstream if bitstream.exists() else None,
-        logs={name: path for name, path in logs.items() if path.exists()}, error=error,
-        warnings=warnings)
+        logs={name: path for name, path in logs.items() if path.exists()},
+        multipliers=multipliers, error=error, warnings=warnings)

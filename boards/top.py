@@ -20,6 +20,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import Out
 
+from boards.dsp import Family
 from boards.link import HostLink
 from boards.uart import divisor_for
 
@@ -47,10 +48,13 @@ class Board:
     """One board: its amaranth-boards platform, the FPGA family's PLL (a search for the
     settings nearest a frequency, and the block that instantiates them), and the
     resources the top uses. `extra` adds resources the platform lacks (e.g. a UART on a
-    header); `synth_opts` go to yosys' synth_<family>."""
+    header); `synth_opts` go to yosys' synth_<family>; `dsps` is the device's DSP blocks,
+    which `boards.dsp` shares out among the multipliers."""
 
     name: str
     platform: Callable[[], Platform]
+    family: Family
+    dsps: int
     pll_search: Callable[[float, float], PllConfig]
     pll_block: Callable[[PllConfig, io.PortLike], wiring.Component]
     heartbeat: Pin

@@ -10,12 +10,13 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from intforge_cli.commands import (check, compare, demo, evaluate, export_onnx, inspect, quantize,
-                                   run)
+from intforge_cli.commands import (board, check, compare, demo, evaluate, export_onnx, hw,
+                                   inspect, quantize, run, sim)
 from quant.errors import IntforgeError
 
 EXIT_USAGE = 2
-COMMANDS = (quantize, evaluate, run, compare, inspect, export_onnx, check, demo)
+COMMANDS = (quantize, evaluate, run, compare, inspect, export_onnx, check, hw, sim, board,
+            demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,40 +1,22 @@
-"""Real builds with the open toolchain (YoWASP yosys + nextpnr): the last layer of the
-quantized digits MLP behind the UART link, placed and routed for the iCEBreaker (~15 s once
-the YoWASP cache is warm); the other boards' tops elaborate with their PLLs."""
+"""Board tops and real builds with the open toolchain (YoWASP yosys + nextpnr). Fast: every
+board's top elaborates around the whole-network accelerator with its PLL, and the user's
+mistakes are errors before any tool runs. Slow: the bundled digits CNN (24 multipliers, more
+than the ECP5's 28 DSP blocks hold with its requantizers) placed and routed for the ULX3S."""
 from __future__ import annotations
 
 import pytest
 from amaranth.hdl import Fragment
 
-from boards.build import BOARDS, BoardError, build_board, board_for
-from boards.payload import DenseChain
+from boards.build import BOARDS, BoardError, board_for, build_board
 from boards.top import BoardTop, plan_clock
-from quant import ir
+from hw.lower import Accelerator
+from hw.plan import make_plan
 from quantized import quantized
 
 
-def last_layer() -> DenseChain:
-    graph = quantized("mlp")
-    op = graph.ops[-1]
-    assert isinstance(op, ir.Gemm)
-    alone = ir.IntGraph(ops=[op], tensors=graph.tensors, input=op.inputs[0],
-                        outputs=graph.outputs, name="mlp-last")
-    # 4 MAC multipliers + 2 SB_MAC16 for the requantizer's 21 x 15-bit product: 6 of 8 DSPs.
-    return DenseChain(alone, multipliers=4)
-
-
-def test_icebreaker_build_of_the_last_mlp_layer(tmp_path):
-    chain = last_layer()
-    report = build_board("icebreaker", chain, tmp_path, interval=chain.interval)
-    assert report.fits, report.error
-    assert report.error is None and report.warnings == []
-    assert report.bitstream == tmp_path / "top.bin"
-    assert report.bitstream.stat().st_size == 104_090  # the iCE40UP5K's bitstream size
-    assert 0 < report.luts.used < report.luts.available == 5280
-    assert report.dsps.used >= 4 and report.brams.used > 0 and report.flip_flops > 0
-    assert report.clock_mhz == 12.0 and report.timing_met and report.fmax_mhz > 12.0
-    assert report.inferences_per_s == pytest.approx(report.fmax_mhz * 1e6 / chain.interval)
-    assert set(report.logs) == {"synth", "pnr", "build"}
+def accelerator(name: str, multipliers: int) -> Accelerator:
+    graph = quantized(name)
+    return Accelerator(graph, make_plan(graph, multipliers=multipliers))
 
 
 @pytest.mark.parametrize("name, mhz, pll", [("ulx3s", 60.0, "EHXPLLL"),
@@ -44,7 +26,7 @@ def test_board_tops_elaborate_with_a_pll(name, mhz, pll):
     board = board_for(name)
     platform = board.platform()
     platform.add_resources(list(board.extra))
-    top = BoardTop(board, last_layer(),
+    top = BoardTop(board, accelerator("mlp", 8),
                    clock=plan_clock(board, platform.default_clk_frequency, mhz * 1e6))
     assert top.clock_hz == mhz * 1e6
     plan = platform.prepare(top, name="top")
@@ -52,14 +34,32 @@ def test_board_tops_elaborate_with_a_pll(name, mhz, pll):
 
 
 def test_unknown_board_impossible_clock_and_baud_are_user_errors(tmp_path):
-    chain = last_layer()
+    top = accelerator("mlp", 8)
     with pytest.raises(BoardError, match="unknown board 'de0': choose one of "
                        + ", ".join(BOARDS)):
-        build_board("de0", chain, tmp_path)
+        build_board("de0", top, tmp_path)
     with pytest.raises(BoardError, match="board 'icebreaker': the PLL's nearest clock to "
                        "1000 MHz is 528 MHz"):
-        build_board("icebreaker", chain, tmp_path, clock_mhz=1000.0)
+        build_board("icebreaker", top, tmp_path, clock_mhz=1000.0)
     with pytest.raises(BoardError, match="board 'icebreaker': a 12 MHz clock cannot make "
                        "4000000 baud"):
-        build_board("icebreaker", chain, tmp_path, baud=4_000_000)
-    Fragment.get(chain, None)  # elaborated after all: no "created but never used" warning
+        build_board("icebreaker", top, tmp_path, baud=4_000_000)
+    assert list(tmp_path.iterdir()) == []
+    Fragment.get(top, None)  # elaborated after all: no "created but never used" warning
+
+
+@pytest.mark.slow
+def test_digits_cnn_on_the_ulx3s(tmp_path):
+    top = accelerator("digits_cnn", 24)
+    report = build_board("ulx3s", top, tmp_path, clock_mhz=50.0, interval=top.interval)
+    assert report.fits, report.error
+    assert report.error is None and report.warnings == []
+    assert report.bitstream == tmp_path / "top.bit" and report.bitstream.stat().st_size > 0
+    assert report.device == "LFE5U-25F" and report.luts.available == 24288
+    # 24 MAC products (1 block each) and 7 dyadic requantizer lanes (2 blocks each) want 38
+    # blocks: all 28 are used (no warning: as many as planned), the rest is logic.
+    assert report.dsps.used == report.dsps.available == 28
+    assert report.multipliers.dsp >= 14 and report.multipliers.logic > 0
+    assert report.brams.used > 0 and report.flip_flops > 0
+    assert report.clock_mhz == 50.0 and report.timing_met and report.fmax_mhz >= 50.0
+    assert report.inferences_per_s == pytest.approx(report.fmax_mhz * 1e6 / top.interval)

@@ -10,8 +10,9 @@ from amaranth.sim import Simulator
 
 from boards.host import decode_response, encode_request, response_length
 from boards.link import RESPONSE, Deserializer, HostLink, Serializer
-from boards.payload import DenseChain
 from boards.uart import UartRx, UartTx, divisor_for
+from hw.lower import Accelerator
+from hw.plan import make_plan
 from quant import evaluate
 from quantized import dataset, quantized
 from sim.amaranth_harness import run_stream
@@ -74,12 +75,16 @@ def mlp():
     return graph, xq, golden
 
 
+def accelerator(graph) -> Accelerator:
+    return Accelerator(graph, make_plan(graph, multipliers=8))
+
+
 def test_link_answers_digits_images_bit_exact(mlp):
     graph, xq, golden = mlp
-    chain = DenseChain(graph)
-    link = HostLink(chain, divisor=DIVISOR)
-    in_shape = chain.i_stream.p.shape().elem_shape
-    out_shape = chain.o_stream.p.shape().elem_shape
+    top = accelerator(graph)
+    link = HostLink(top, divisor=DIVISOR)
+    in_shape = top.i_stream.p.shape().elem_shape
+    out_shape = top.out_shape
     assert (in_shape, out_shape) == (unsigned(8), signed(16))
     answers = run_link(link, [encode_request(x.reshape(-1), in_shape) for x in xq],
                        response_length(out_shape, 10))
@@ -92,11 +97,11 @@ def test_link_answers_digits_images_bit_exact(mlp):
 
 def test_bytes_outside_a_request_are_ignored_and_zeros_resynchronize(mlp):
     graph, xq, golden = mlp
-    chain = DenseChain(graph)
-    out_shape = chain.o_stream.p.shape().elem_shape
+    top = accelerator(graph)
+    out_shape = top.out_shape
     request = encode_request(xq[0].reshape(-1), unsigned(8))
     # Noise before a request; then a half request completed by a zero flush (answer dropped).
-    answers = run_link(HostLink(chain, divisor=DIVISOR),
+    answers = run_link(HostLink(top, divisor=DIVISOR),
                        [bytes([0x00, 0x13, 0x5A]) + request, request[:20] + bytes(len(request)),
                         request], response_length(out_shape, 10))
     for answer in (answers[0], answers[2]):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from boards.report import clock_timing, read_report
+from boards.report import ClockTiming, clock_timing, read_report
 
 DATA = Path(__file__).resolve().parent / "data" / "boards"
 
@@ -74,3 +74,38 @@ def test_unregistered_dsp_clock_is_left_out_with_a_warning(tmp_path):
     assert r.fmax_mhz == 36.26 and list(r.clocks) == ["clk"]
     assert r.warnings == ["DSP blocks without registers: Fmax leaves the multipliers' delay out "
                           "(clock '$PACKER_GND_NET_$glb_clk')"]
+
+
+def test_ulx3s_build_that_misses_its_clock(tmp_path):
+    # The digits CNN at 100 MHz: after routing, nextpnr reports the missed clock as a Warning.
+    r = report_from(tmp_path, "ulx3s-cnn-miss100", "top.bit", synth=False, interval=2816)
+    assert r.fits and not r.timing_met and r.error is None
+    assert (r.luts.used, r.luts.available) == (18662, 24288)
+    assert (r.dsps.used, r.dsps.available) == (28, 28)
+    assert (r.brams.used, r.flip_flops) == (3, 5340)
+    # The post-route line (66.72, a Warning), not the placer's estimate (51.40, an Info).
+    assert r.fmax_mhz == 66.72 and r.clocks["$glbnet$clk"] == ClockTiming(66.72, 100.0, False)
+    assert r.inferences_per_s == pytest.approx(66.72e6 / 2816)
+
+
+def test_icebreaker_build_of_the_cnn_overflows_the_logic_cells(tmp_path):
+    shutil.copy(DATA / "icebreaker-cnn-overflow.tim", tmp_path / "top.tim")
+    r = read_report(tmp_path, "top", board="b", device="d", clock_mhz=12.0, interval=36864,
+                    bitstream=tmp_path / "top.bin", exit_code=1)
+    assert not r.fits and not r.timing_met and r.fmax_mhz is None
+    assert (r.luts.used, r.luts.available) == (24726, 5280) and not r.luts.fits
+    assert (r.dsps.used, r.brams.used, r.sprams.used) == (4, 7, 0)
+    assert r.error.startswith("ERROR: Unable to place cell") and "'ICESTORM_LC'" in r.error
+
+
+def test_a_yosys_error_is_the_reported_error(tmp_path):
+    # yosys writes its ERROR to its log (top.rpt); the script's output may end in warnings.
+    (tmp_path / "top.rpt").write_text("4.43.20.7. Executing ABC_OPS_REINTEGRATE pass\n"
+                                      "ERROR: Assert `GetSize(conn.first) == "
+                                      "GetSize(conn.second)' failed in kernel/rtlil.cc:3091.\n")
+    (tmp_path / "build.log").write_text("Warning: Wire top.$22 [0] is used but has no driver.\n")
+    r = read_report(tmp_path, "top", board="b", device="d", clock_mhz=12.0, interval=None,
+                    bitstream=tmp_path / "top.bin", exit_code=1)
+    assert not r.fits and r.luts is None and r.fmax_mhz is None
+    assert r.error == ("ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in "
+                       "kernel/rtlil.cc:3091.")
