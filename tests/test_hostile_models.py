@@ -535,6 +535,8 @@ CASES = [  # (id, maker, words the error line must contain besides the file name
     ("argmax-last-index", _saved(_with_node(helper.make_node("ArgMax", ["y0"], ["y"], name="argmax", axis=1,
                                                              select_last_index=1))),
      ["'argmax' (ArgMax)", "select_last_index=1"]),
+    ("softmax-on-batch", _saved(_with_node(helper.make_node("Softmax", ["y0"], ["y"], name="sm", axis=0))),
+     ["'sm' (Softmax)", "batch axis"]),
     ("concat-on-batch", _saved(_with_node(helper.make_node("Concat", ["y0", "y0"], ["y"], name="cat", axis=0))),
      ["'y' does not keep the batch"]),
     ("transpose-batch", _saved(_with_node(helper.make_node("Transpose", ["y0"], ["y"], name="tr", perm=[1, 0]))),

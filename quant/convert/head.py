@@ -19,6 +19,9 @@ def convert_softmax(ctx: Context, node: Node) -> None:
     table = np.floor(np.exp(d * x.scale) * (1 << EXP_FRACTION_BITS) + 0.5).astype(np.int64)
     axis = int(node.attrs.get("axis", -1 if ctx.graph.opset >= 13 else 1))
     rank = len(ctx.shapes[node.outputs[0]]) + 1
+    if axis % rank == 0:
+        raise ModelError(f"{node}: Softmax over the batch axis is not supported (it would mix "
+                         "samples)")
     if ctx.graph.opset < 13 and axis % rank != rank - 1:
         raise ModelError(f"{node}: Softmax before opset 13 must act on the last axis")
     ctx.emit(ir.Softmax(**ctx.io(node), axis=axis % rank, exp_table=table,
