@@ -128,18 +128,21 @@ def test_player_idles_in_bursts(probability: float, stretch: int) -> None:
     assert abs(np.mean(runs) / mean_run - 1) < 0.15, (np.mean(runs), mean_run)
 
 
-def test_player_holds_each_beat_through_bursts() -> None:
-    """Under random ready and idle bursts, a shown beat stays until taken, in order."""
+@pytest.mark.parametrize("gap, stretch, cycles", [(0.5, 1, 300), (0.2, 16, 2000)],
+                         ids=["per-cycle", "bursts"])
+def test_player_holds_each_beat_until_taken(gap: float, stretch: int, cycles: int) -> None:
+    """Under random ready and idle cycles (single or in bursts), a beat once shown stays
+    (valid and payload) until it is taken, and the beats taken are the stored ones in order."""
     beats = list(range(1, 81))
     player = StreamPlayer(stream.Signature(unsigned(8)), 128, word_bits=32, init=beats)
     o, rng, taken = player.o_stream, random.Random(1), []
 
     async def bench(ctx) -> None:
         ctx.set(player.port.count, len(beats))
-        ctx.set(player.port.gap, threshold(0.2))
-        ctx.set(player.port.stretch, 16)
+        ctx.set(player.port.gap, threshold(gap))
+        ctx.set(player.port.stretch, stretch)
         shown = None
-        for _ in range(2000):
+        for _ in range(cycles):
             ctx.set(o.ready, rng.random() < 0.5)
             _, _, valid, ready, payload = await ctx.tick().sample(o.valid, o.ready, o.payload)
             assert shown is None or (valid, payload) == (1, shown), "beat withdrawn before taken"

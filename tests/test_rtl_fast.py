@@ -4,21 +4,17 @@ the requantizer on Icarus and Verilator, bit-exact against the golden kernels th
 decoders as the per-edge bench, with random gaps and backpressure whose rates match their
 probabilities, and wrong, missing and extra outputs reported; the player alone on Amaranth's
 simulator keeps the stream contract."""
-import random
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import unsigned
-from amaranth.lib import stream
-from amaranth.sim import Simulator
 
 from hw.fold import Fold
 from hw.requant import Requantizer
 from quant.qtypes import IntType
 from sim import runner
-from sim.player import Harness, HarnessCase, StreamPlayer, Throughput, threshold, throughput
+from sim.player import Harness, HarnessCase, Throughput, throughput
 from sim.tb_dense import check_dense, check_full_rate_cycles, dense_case, random_dense
 from sim.tb_requant import check_requant
 from sim.vectors import operands, random_requant
@@ -104,27 +100,3 @@ def test_harness_case_must_name_the_inputs():
         Harness(requantizer(np.random.default_rng(0)), HarnessCase(inputs={"x": [1]}, outputs=1))
 
 
-def test_player_holds_each_beat_until_taken():
-    """Under random ready, a beat once shown stays (valid and payload) until it is taken, and
-    the beats taken are the stored ones in order."""
-    beats = list(range(1, 41))
-    player = StreamPlayer(stream.Signature(unsigned(8)), 64, word_bits=32, init=beats)
-    o, rng, taken = player.o_stream, random.Random(1), []
-
-    async def bench(ctx) -> None:
-        ctx.set(player.port.count, len(beats))
-        ctx.set(player.port.gap, threshold(0.5))
-        shown = None
-        for _ in range(300):
-            ctx.set(o.ready, rng.random() < 0.5)
-            _, _, valid, ready, payload = await ctx.tick().sample(o.valid, o.ready, o.payload)
-            assert shown is None or (valid, payload) == (1, shown), "beat withdrawn before taken"
-            shown = payload if valid and not ready else None
-            if valid and ready:
-                taken.append(payload)
-
-    sim = Simulator(player)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert taken == beats

@@ -22,7 +22,8 @@ from boards.report import BoardReport, Usage
 from hw.build import load_build
 from hw.lower import Accelerator
 from hw.plan import Plan
-from intforge_cli.commands.hw import plan_for, positive
+from intforge_cli.argtypes import add_budget, frequency
+from intforge_cli.commands.hw import plan_for
 from intforge_cli.output import print_json
 from quant import intfile, ir
 from quant.errors import DataError
@@ -42,27 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="build folder written by 'intforge hw', or an intforge integer model")
     p.add_argument("-o", "--output", metavar="DIR", help="where the bitstream and tool logs go "
                    "(default: BUILD/NAME, or INT's name with -NAME beside it)")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--multipliers", type=positive, metavar="N",
-                        help="re-plan for a multiplier budget (default for an integer model: "
-                        "the board's DSP blocks)")
-    budget.add_argument("--target-cycles", type=positive, metavar="N",
-                        help="re-plan for a number of cycles per inference")
+    add_budget(p, "re-plan for a multiplier budget (default for an integer model: the "
+               "board's DSP blocks)", "re-plan for a number of cycles per inference")
     p.add_argument("--clock-mhz", type=frequency, metavar="F",
                    help="clock from the board's PLL (default: the board's oscillator)")
     p.add_argument("--json", action="store_true", help="also print the report as one JSON line")
     p.set_defaults(command=main)
-
-
-def frequency(text: str) -> float:
-    """argparse type of a clock in MHz."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of MHz, not {text!r}")
-    return value
 
 
 def main(args: argparse.Namespace) -> int:

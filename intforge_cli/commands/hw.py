@@ -23,6 +23,7 @@ from hw.build import VERILOG, write_build
 from hw.fold import Fold
 from hw.plan import Plan, check_supported, make_plan
 from hw.report import Report
+from intforge_cli.argtypes import add_budget
 from quant import intfile, ir
 from quant.config import read_layers
 from quant.errors import DataError, ModelError
@@ -35,24 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "BUILD/top.v, model.int.onnx, plan.json and report.json.")
     p.add_argument("model", metavar="INT", help="intforge integer model")
     p.add_argument("-o", "--output", required=True, metavar="BUILD", help="build folder to write")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--multipliers", type=positive, metavar="N",
-                        help=f"multiplier budget (default {DEFAULT_MULTIPLIERS})")
-    budget.add_argument("--target-cycles", type=positive, metavar="N",
-                        help="cycles per inference to reach with the fewest multipliers")
+    add_budget(p, f"multiplier budget (default {DEFAULT_MULTIPLIERS})",
+               "cycles per inference to reach with the fewest multipliers")
     p.add_argument("--config", metavar="FILE", help="TOML file of per-layer folds")
     p.set_defaults(command=main)
-
-
-def positive(text: str) -> int:
-    """argparse type of a count, so that a bad one is a usage error naming the flag."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
 
 
 def main(args: argparse.Namespace) -> int:

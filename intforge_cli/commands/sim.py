@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hw.build import Build, check_verilog, load_build
-from intforge_cli.commands.hw import positive
+from intforge_cli.argtypes import positive, probability
 from intforge_cli.output import print_json
 from quant import evaluate
 from quant.data import load_dataset
@@ -53,17 +53,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    f"(default {jobs.DEFAULT_STALL})")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(command=main)
-
-
-def probability(text: str) -> float:
-    """argparse type of a probability in [0, 1): at 1 nothing would ever transfer."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, not {text!r}")
-    return value
 
 
 def main(args: argparse.Namespace) -> int:
