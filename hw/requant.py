@@ -41,13 +41,22 @@ class Requantizer(wiring.Component):
     Per-channel M and n come from a ROM addressed by `index`; a parameter that is the same for
     every channel (always z, qmin, qmax; M and n of a per-tensor requantizer) is a constant.
 
-    Pipeline (`LATENCY` = 3 cycles, one beat per cycle): accumulator register and ROM read;
-    multiplier output register; round, offset and clamp into the output register. All stages
-    advance together when the output register is empty or being read (`ready` is
-    combinational from the output's `ready`), so a stall holds every stage, ROM included.
+    Pipeline (`LATENCY` = 5 cycles, one beat per cycle): accumulator register and ROM read;
+    partial products (`SPLIT`); their sum; the rounding shift; round, offset and clamp into
+    the output register. All stages advance together when the output register is empty or
+    being read (`ready` is combinational from the output's `ready`), so a stall holds every
+    stage, ROM included.
+
+    An accumulator wider than `SPLIT` + 1 bits is multiplied in two pieces, acc = hi * 2^SPLIT
+    + lo with lo unsigned, each product a DSP block with registers on both sides; their sum
+    is the next stage. (A single product that wide is two DSP blocks whose partial sum
+    synthesis puts in the same cycle as the multiply, with the blocks far apart: ECP5's
+    critical path.) The pieces fit one iCE40 (16 x 16) or ECP5 (18 x 18) block each when M
+    has at most 16 bits, as many blocks as the undivided product.
     """
 
-    LATENCY = 3
+    LATENCY = 5
+    SPLIT = 15
 
     def __init__(self, requant: ir.Requant, *, acc_bits: int, out_type: IntType, lanes: int = 1,
                  channels: int | None = None):
@@ -94,24 +103,38 @@ class Requantizer(wiring.Component):
         m.d.comb += i.ready.eq(advance)
 
         param = self._parameters(m, advance)
+        lanes, rq = range(self.lanes), self.requant
+        split = not self.pow2 and self.acc_bits > self.SPLIT + 1
         # No reset on the multiplier's operand and product registers: they go into the DSP.
         acc = Signal(data.ArrayLayout(signed(self.acc_bits), self.lanes), reset_less=True)
-        product = Signal(data.ArrayLayout(signed(self.product_bits), self.lanes), reset_less=True)
-        valid = Signal(2)
-        rshift = [Signal(self.shapes["rshift"]) if "rshift" in self.per_channel else
-                  self.constants["rshift"] for _ in range(self.lanes)]
-        rq = self.requant
+        pieces = [Signal(data.ArrayLayout(signed(self.product_bits), 1 + split), reset_less=True,
+                         name=f"pieces{lane}") for lane in lanes]
+        product, shifted = (Signal(data.ArrayLayout(signed(self.product_bits), self.lanes),
+                                   name=name) for name in ("product", "shifted"))
+        valid = Signal(4)
+        # The right shift per lane at stages 2 and 3 (a constant when it is per-tensor).
+        rshift = [[Signal(self.shapes["rshift"], name=f"rshift{k}_{lane}") for lane in lanes]
+                  if "rshift" in self.per_channel else [self.constants["rshift"]] * self.lanes
+                  for k in range(2)]
         with m.If(advance):
-            m.d.sync += [valid.eq(Cat(i.valid, valid[0])), o.valid.eq(valid[1]),
+            m.d.sync += [valid.eq(Cat(i.valid, valid[:3])), o.valid.eq(valid[3]),
                          acc.eq(i.p.acc)]
-            for lane in range(self.lanes):
+            for lane in lanes:
                 if self.pow2:
-                    m.d.sync += product[lane].eq(acc[lane] << param("lshift", lane))
+                    m.d.sync += pieces[lane][0].eq(acc[lane] << param("lshift", lane))
+                elif split:
+                    low, high = acc[lane][:self.SPLIT], acc[lane][self.SPLIT:].as_signed()
+                    m.d.sync += [pieces[lane][0].eq(low * param("mult", lane)),
+                                 pieces[lane][1].eq(high * param("mult", lane))]
                 else:
-                    m.d.sync += product[lane].eq(acc[lane] * param("mult", lane))
+                    m.d.sync += pieces[lane][0].eq(acc[lane] * param("mult", lane))
+                m.d.sync += [product[lane].eq(pieces[lane][0] + (pieces[lane][1] << self.SPLIT)
+                                              if split else pieces[lane][0]),
+                             shifted[lane].eq(product[lane] >> rshift[1][lane])]
                 if "rshift" in self.per_channel:
-                    m.d.sync += rshift[lane].eq(param("rshift", lane))
-                rounded = (((product[lane] >> rshift[lane]) + 1) >> 1) + rq.zero_point
+                    m.d.sync += [rshift[0][lane].eq(param("rshift", lane)),
+                                 rshift[1][lane].eq(rshift[0][lane])]
+                rounded = ((shifted[lane] + 1) >> 1) + rq.zero_point
                 m.d.sync += o.p[lane].eq(
                     Mux(rounded < rq.qmin, rq.qmin, Mux(rounded > rq.qmax, rq.qmax, rounded)))
         return m

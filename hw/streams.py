@@ -1,4 +1,5 @@
-"""Stream plumbing between layer engines: stream order, join, fork, FIFO, lane regrouping.
+"""Stream plumbing between layer engines: stream order, join, fork, register slice, FIFO, lane
+regrouping.
 
 Stream order: a per-sample tensor of shape (C, H, W) crosses a stream in HWC order (pixels
 in raster order, channels fastest); any other rank in its natural order. The flattened
@@ -111,6 +112,38 @@ class Fork(wiring.Component):
             for k, o in enumerate(branches):
                 with m.If(o.ready):
                     m.d.sync += taken[k].eq(1)
+        return m
+
+
+class RegisterSlice(wiring.Component):
+    """A stream register with no combinational path through it (a two-entry skid buffer):
+    the output (valid, payload) and the input's ready are registers, so the ready of an
+    all-stages-advance pipeline stops here instead of rippling through every engine of the
+    accelerator in one cycle (on an FPGA that chain, not any datapath, set the Fmax).
+
+    Full rate: a beat in and out every cycle. `LATENCY` = 1. While the output is held, one
+    more beat goes into the skid register, and the input is not ready until it drains.
+    """
+
+    LATENCY = 1
+
+    def __init__(self, shape: ShapeLike):
+        self.shape = shape
+        super().__init__({"i_stream": In(stream.Signature(shape)),
+                          "o_stream": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        i, o = self.i_stream, self.o_stream
+        # Payload registers need no reset (the valid bits have one).
+        skid, out = (Signal(self.shape, reset_less=True, name=n) for n in ("skid", "out"))
+        skid_valid = Signal()
+        m.d.comb += [i.ready.eq(~skid_valid), o.p.eq(out)]
+        with m.If(~o.valid | o.ready):
+            m.d.sync += [o.valid.eq(i.valid | skid_valid), out.eq(Mux(skid_valid, skid, i.p)),
+                         skid_valid.eq(0)]
+        with m.Elif(i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(i.p), skid_valid.eq(1)]
         return m
 
 

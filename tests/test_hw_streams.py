@@ -1,15 +1,15 @@
 # amaranth: UnusedElaboratable=no
 """Stream plumbing on Amaranth's simulator: Regroup re-cuts vectors, Fork feeds two consumers,
-StreamFifo keeps order, and a residual block (Fork, long path, skip FIFO, Add) finishes at
-full rate, finishes slowly, or stops forever exactly where its depth formulas say."""
+StreamFifo and RegisterSlice keep order, and a residual block (Fork, long path, skip FIFO, Add)
+finishes at full rate, finishes slowly, or stops forever exactly where its depth formulas say."""
 import math
 
 import numpy as np
 import pytest
 from amaranth.hdl import signed, unsigned
 
-from hw.streams import (Fork, Regroup, StreamFifo, from_stream_order, skip_depths,
-                        to_stream_order)
+from hw.streams import (Fork, Regroup, RegisterSlice, StreamFifo, from_stream_order,
+                        skip_depths, to_stream_order)
 from quant.qtypes import IntType
 from sim.amaranth_harness import run_ports, run_stream
 from sim.bench import StreamCase, check_outputs
@@ -89,6 +89,20 @@ def test_stream_fifo_keeps_order(depth, timing):
     if timing == "full-rate":
         full_rate = cycles_of(transcript) == len(values) + StreamFifo.LATENCY
         assert full_rate == (depth >= 3)
+
+
+@pytest.mark.parametrize("timing", TIMINGS)
+def test_register_slice_keeps_order_at_full_rate(timing):
+    """Order kept under gaps and backpressure (the skid register holds the beat that arrives
+    while the output is held); at full rate n beats take n + LATENCY cycles."""
+    values = [int(v) for v in np.random.default_rng(7).integers(0, 1 << 12, size=60)]
+    gap, stall = TIMINGS[timing]
+    transcript = run_stream(RegisterSlice(unsigned(12)),
+                            StreamCase(inputs=values, in_width=12, outputs=len(values),
+                                       gap=gap, stall=stall, seed=7))
+    check_outputs("RegisterSlice", [values], [transcript.outputs])
+    if timing == "full-rate":
+        assert cycles_of(transcript) == len(values) + RegisterSlice.LATENCY
 
 
 # --- the residual pattern: x -> Fork -> [Replay(B) -> Lut] -> Add <- StreamFifo(depth) <- Fork

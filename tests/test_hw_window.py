@@ -98,12 +98,8 @@ def test_full_rate_cycles_by_hand():
 
 def test_line_buffer_size():
     """3x3 stride 1 pad 1 on 8x8: rows lo..hi = 0..2, 0..3, 1..4, ..., 6..8; consecutive rows
-    span 4 (hi(n+1) - lo(n)), the sample boundary 8 - 6 + 2 = 4; one spare: R = 5. Banks:
-    kw = 3, or the next number coprime with the dilation (3 with dilation 3 -> 4)."""
+    span 4 (hi(n+1) - lo(n)), the sample boundary 8 - 6 + 2 = 4; one spare: R = 5."""
     assert Window(8, 8, 8, (3, 3), pads=(1, 1, 1, 1)).slots == 5
-    assert Window(8, 8, 8, (3, 3), pads=(1, 1, 1, 1)).banks == 3
-    assert Window(1, 9, 9, (3, 3), dilations=(1, 3)).banks == 4
-    assert Window(1, 9, 9, (2, 2), dilations=(1, 2)).banks == 3
 
 
 @pytest.mark.parametrize("kwargs, message", [

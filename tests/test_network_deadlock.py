@@ -47,16 +47,18 @@ def adversarial(interval: int) -> list[dict]:
 def run_adversarial(accelerator: Accelerator, graph: ir.IntGraph, xq: np.ndarray,
                     simulator: str, work_dir: Path, build: Path, what: str) -> None:
     """Every `adversarial` setting: all outputs arrive and equal the golden model's. With
-    stalls of several samples, the input was refused for a whole interval or more at a time
-    (at full rate, and with per-cycle gaps and stalls, these nets never make it wait 0.7 of
-    one), so the stalls did reach back through the forks and their skip FIFOs."""
+    stalls of several samples, the input was refused for 0.7 of an interval or more at a time
+    (at full rate, and with per-cycle gaps and stalls, these nets never make it wait that
+    long), so the stalls did reach back through the forks and their skip FIFOs. (How long is
+    a draw of the stall process against the pipeline's buffers: the tiny residual net waited
+    1.9 intervals before the FPGA pipeline registers, 0.91 after, 1.3 to 3.3 with other seeds.)"""
     for number, settings in enumerate(adversarial(accelerator.interval)):
         run = simulate(accelerator, graph, xq, simulator, work_dir / str(number), seed=number,
                        build_dir=build, **settings)
         check(run, f"{what} with {settings}")
     longest = Transcript.load(work_dir / str(number) / "transcript.json")  # the long stalls
     refused = max(np.diff(longest.in_cycles))
-    assert refused >= accelerator.interval, (refused, accelerator.interval)
+    assert refused >= 0.7 * accelerator.interval, (refused, accelerator.interval)
 
 
 def low_runs(trace: list[int]) -> list[int]:

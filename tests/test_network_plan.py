@@ -18,7 +18,7 @@ from amaranth.hdl import Fragment
 from hw.fold import Fold
 from hw.lower import Accelerator
 from hw.plan import Plan, make_plan
-from hw.streams import to_stream_order
+from hw.streams import RegisterSlice, to_stream_order
 from quant import evaluate, ir
 from quant.errors import ModelError
 from quant.qtypes import IntType, QParams, multiplier_and_shift, signed_bits_for
@@ -284,9 +284,10 @@ def derived_depths(accelerator: Accelerator) -> dict[str, int]:
     """docs/hardware-network.md: a branch into a join (an op with several inputs) gets a deep
     FIFO, S + L + 2 beats (S: one sample of the tensor in beats of its producer's lanes, L:
     every engine's latency summed); when exactly one branch is not a join it is the long
-    path and gets 4; with several non-join branches every branch is deep."""
+    path and gets 4; with several non-join branches every branch is deep. L includes the
+    register slice behind every engine."""
     graph, plan = accelerator.graph, accelerator.plan
-    latency = sum(engine.latency for engine in accelerator.engines.values())
+    latency = sum(engine.latency + RegisterSlice.LATENCY for engine in accelerator.engines.values())
     depths = {}
     for tensor, consumers in _forked(graph).items():
         lanes = _lanes_of(plan, tensor)

@@ -19,7 +19,7 @@ from quant.qtypes import IntType
 
 class AddEngine(PointwiseEngine):
     """`ir.Add`: inputs `i0_stream` (a) and `i1_stream` (b), `[L] x` their types; output
-    `[L] x out_type`. One beat per cycle, LATENCY = 5."""
+    `[L] x out_type`. One beat per cycle, LATENCY = 7."""
 
     def __init__(self, op: ir.Add, *, in_types: tuple[IntType, IntType], out_type: IntType,
                  lanes: int):

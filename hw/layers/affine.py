@@ -23,7 +23,7 @@ from quant.qtypes import IntType
 
 class AffineEngine(PointwiseEngine):
     """`ir.Affine` on a sample of `shape`: input `[L] x in_type`, output `[L] x out_type`.
-    One beat per cycle, LATENCY = 5."""
+    One beat per cycle, LATENCY = 7."""
 
     def __init__(self, op: ir.Affine, *, shape: tuple[int, ...], in_type: IntType,
                  out_type: IntType, lanes: int):

@@ -56,8 +56,8 @@ class ConvEngine(wiring.Component):
 
     Input stream: `[in_lanes] x in_type`, the sample in HWC order (in_lanes | C). Output
     stream: `[P] x out_type`, `pixel_beats` = G beats per output pixel, pixels in raster order.
-    `per_pixel` = G*J cycles per output pixel; `latency` = generator 2 + MAC array 4 +
-    requantizer 3.
+    `per_pixel` = G*J cycles per output pixel; `latency` = generator 3 + MAC array 5 +
+    requantizer 5.
     """
 
     def __init__(self, op: ir.Conv, *, in_shape: tuple[int, int, int], in_type: IntType,

@@ -90,7 +90,7 @@ class GlobalAvgPoolEngine(wiring.Component):
     """`ir.GlobalAvgPool` of a (C, H, W) sample: ChannelSum -> Requantizer.
 
     Input `[L] x in_type`, H*W*C/L beats per sample (L must divide C); output
-    `[L] x out_type`, C/L beats per sample. `LATENCY` = 2 + 3 = 5 from a sample's last input
+    `[L] x out_type`, C/L beats per sample. `LATENCY` = 2 + 5 = 7 from a sample's last input
     beat to its last output beat's first cycle of valid.
     """
 

@@ -19,7 +19,7 @@ from quant.qtypes import IntType
 
 class MulEngine(PointwiseEngine):
     """`ir.Mul`: inputs `i0_stream` (a) and `i1_stream` (b); output `[L] x out_type`.
-    One beat per cycle, LATENCY = 5."""
+    One beat per cycle, LATENCY = 7."""
 
     def __init__(self, op: ir.Mul, *, in_types: tuple[IntType, IntType], out_type: IntType,
                  lanes: int):

@@ -76,7 +76,7 @@ class PointwiseEngine(wiring.Component):
     """Joined input streams -> two registered stages (`datapath`) -> Requantizer.
 
     Inputs `[L] x in_types[k]` (ports named by `hw.streams.input_names`), output
-    `[L] x out_type`. One beat per cycle; `LATENCY` = 2 + Requantizer.LATENCY = 5 cycles
+    `[L] x out_type`. One beat per cycle; `LATENCY` = 2 + Requantizer.LATENCY = 7 cycles
     from a beat's transfer to its output's first cycle of valid.
     """
 

@@ -130,7 +130,7 @@ class MaxPoolEngine(_PoolEngine):
 
 class AvgPoolEngine(_PoolEngine):
     """One `ir.AvgPool`; input `[in_lanes] x in_type` (HWC), output `[lanes] x out_type`, Q
-    beats per pixel; `latency` = generator 2 + sum stage 1 + requantizer 3."""
+    beats per pixel; `latency` = generator 3 + sum stage 1 + requantizer 5."""
 
     def __init__(self, op: ir.AvgPool, *, in_shape: tuple[int, int, int], in_type: IntType,
                  out_type: IntType, lanes: int = 1, in_lanes: int = 1):
