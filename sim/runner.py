@@ -177,10 +177,11 @@ def run_baseline(build_dir: Path, simulator: str, case: HarnessCase, work_dir: P
 
 
 def run_fast(dut: wiring.Component, simulator: str, case: StreamCase | HarnessCase,
-             work_dir: Path) -> Transcript:
-    """`run_stream` through the in-design harness: build (cached) and run `case` on `dut`."""
+             work_dir: Path, *, quick: bool = False) -> Transcript:
+    """`run_stream` through the in-design harness: build (cached) and run `case` on `dut`
+    (`quick`: a quick Verilator build, for short runs where compiling dominates)."""
     case = HarnessCase.of(case, stream_ports(dut)[0][0])
-    return run_harness(build_harness(dut, case, simulator), simulator, case, work_dir)
+    return run_harness(build_harness(dut, case, simulator, quick=quick), simulator, case, work_dir)
 
 
 def _run_harness_bench(build_dir: Path, simulator: str, case: HarnessCase, work_dir: Path,
