@@ -1,6 +1,7 @@
 """Where benchmark results go: stdout, `bench/results/<name>.md`, and the section of
-docs/benchmarks.md between `<!-- bench:<name>:start -->` and `<!-- bench:<name>:end -->`, so
-that every script regenerates its own section and leaves the hand-written text alone.
+docs/benchmarks.md between `<!-- bench:<name>:start -->` and `<!-- bench:<name>:end -->` (and
+of README.md, where it has those markers), so that every script regenerates its own sections
+and leaves the hand-written text alone.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from zoo import REPO
 
 RESULTS = REPO / "bench" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
+README = REPO / "README.md"
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -38,15 +40,22 @@ def progress() -> Progress:
 
 
 def publish(name: str, body: str) -> None:
-    """Print `body` and store it in the results file and the docs section called `name`."""
+    """Print `body` and store it in the results file, the docs section called `name`, and the
+    README's section of that name if it has one."""
     print(body)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.md").write_text(body + "\n")
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     section = f"{start}\n{body}\n{end}"
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    DOC.write_text(_with_section(text, start, end, section))
+    readme = README.read_text()
+    if start in readme and end in readme:
+        README.write_text(_with_section(readme, start, end, section))
+
+
+def _with_section(text: str, start: str, end: str, section: str) -> str:
+    """`text` with the part from `start` to `end` replaced by `section` (appended if absent)."""
     if start in text and end in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + f"\n\n{section}\n"
-    DOC.write_text(text)
+        return text[:text.index(start)] + section + text[text.index(end) + len(end):]
+    return text.rstrip("\n") + f"\n\n{section}\n"
