@@ -156,13 +156,25 @@ def global_avg_pool(bits: int, lanes: int, seed: int) -> Design:
     return _elementwise(engine, op, [samples_of(unsigned, SAMPLES, shape, rng)])
 
 
-def add(bits: int, lanes: int, seed: int) -> Design:
+def _two_operands(engine_class: type, make_op: Callable[..., ir.Op], bits: int, lanes: int,
+                  seed: int) -> Design:
+    """A two-input elementwise block on a signed and an unsigned operand (the second one's
+    samples reversed, so the operands differ), power-of-two scales at width 4."""
     rng = np.random.default_rng(seed)
     signed, unsigned = types(bits)
-    op = random_add(rng, (signed, unsigned), signed, pow2=bits == 4, relu=bits == 4)
-    engine = AddEngine(op, in_types=(signed, unsigned), out_type=signed, lanes=lanes)
+    op = make_op(rng, (signed, unsigned), signed, pow2=bits == 4)
+    engine = engine_class(op, in_types=(signed, unsigned), out_type=signed, lanes=lanes)
     return _elementwise(engine, op, [samples_of(signed, SAMPLES, SHAPE, rng),
                                      samples_of(unsigned, SAMPLES, SHAPE, rng, reverse=True)])
+
+
+def add(bits: int, lanes: int, seed: int) -> Design:
+    """A residual Add, with ReLU at width 4."""
+    return _two_operands(AddEngine, partial(random_add, relu=bits == 4), bits, lanes, seed)
+
+
+def mul(bits: int, lanes: int, seed: int) -> Design:
+    return _two_operands(MulEngine, random_mul, bits, lanes, seed)
 
 
 def concat(bits: int, lanes: int, seed: int) -> Design:
@@ -181,15 +193,6 @@ def lut(bits: int, lanes: int, seed: int) -> Design:
     op = random_lut(rng, signed, unsigned)
     engine = LutEngine(op, in_type=signed, out_type=unsigned, lanes=lanes)
     return _elementwise(engine, op, [samples_of(signed, SAMPLES, SHAPE, rng)])
-
-
-def mul(bits: int, lanes: int, seed: int) -> Design:
-    rng = np.random.default_rng(seed)
-    signed, unsigned = types(bits)
-    op = random_mul(rng, (signed, unsigned), signed, pow2=bits == 4)
-    engine = MulEngine(op, in_types=(signed, unsigned), out_type=signed, lanes=lanes)
-    return _elementwise(engine, op, [samples_of(signed, SAMPLES, SHAPE, rng),
-                                     samples_of(unsigned, SAMPLES, SHAPE, rng, reverse=True)])
 
 
 def affine(bits: int, lanes: int, seed: int) -> Design:
