@@ -2,7 +2,7 @@
 checked against quant's golden kernel. The conv engine's stimulus lives here; the pool bench
 (`sim.tb_pool`) and the window generator's test reuse the stream helpers.
 
-Every windowed engine exposes `op`, `window` (its `hw.window.Window`), `in_lanes`,
+Every windowed engine exposes `op`, `window` (its `hw.window_geometry.Window`), `in_lanes`,
 `out_channels`, `per_pixel` (cycles per output pixel at full rate), `pixel_beats` (output
 beats per pixel) and `latency`.
 """
@@ -15,7 +15,7 @@ from amaranth.lib import data, wiring
 
 from hw.fold import Fold, to_beats
 from hw.layers.conv2d import ConvEngine
-from hw.window import full_rate_cycles
+from hw.window_geometry import full_rate_cycles
 from quant import ir
 from quant.ops import kernel_for
 from quant.qtypes import IntType
@@ -85,7 +85,7 @@ def check_engine(engine: wiring.Component, x: np.ndarray, run: Run, *, gap: floa
 def check_full_rate_cycles(engine: wiring.Component, transcript: Transcript,
                            samples: int) -> int:
     """Without gaps or backpressure, from the first input beat taken to the last output beat
-    taken: `hw.window.full_rate_cycles` plus the engine's latency. Returns the count."""
+    taken: `hw.window_geometry.full_rate_cycles` plus the engine's latency. Returns the count."""
     cycles = transcript.out_cycles[-1] - transcript.in_cycles[0] + 1
     expected = full_rate_cycles(engine.window, engine.per_pixel, engine.in_lanes,
                                 samples) + engine.latency

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from amaranth.hdl import signed, unsigned
 
-from hw.window import PAD, Beats, Window, WindowGenerator, full_rate_cycles
+from hw.window import WindowGenerator
+from hw.window_geometry import PAD, Beats, Window, full_rate_cycles
 from quant.qtypes import IntType
 from sim.amaranth_harness import run_stream
 from sim.bench import check_outputs

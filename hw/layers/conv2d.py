@@ -16,7 +16,7 @@ needed beyond the folded bias. Fold (P, S): P output channels x S inputs per cyc
 
 Output: HWC with P lanes, G beats per pixel (lane p of beat g is channel g*P + p; the last
 beat of a pixel is padded when P does not divide Cout). At full rate the conv takes
-OH*OW*G*J cycles per sample whenever the input keeps up (`hw.window.full_rate_cycles`).
+OH*OW*G*J cycles per sample whenever the input keeps up (`hw.window_geometry.full_rate_cycles`).
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from hw.fold import Fold
 from hw.mac import MacArray
 from hw.requant import Requantizer
 from hw.shapes import shape_of
-from hw.window import PAD, Beats, Window, WindowGenerator
+from hw.window import WindowGenerator
+from hw.window_geometry import PAD, Beats, Window
 from quant import ir
 from quant.qtypes import IntType
 

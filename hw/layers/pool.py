@@ -10,7 +10,7 @@ Both take L channels per cycle: the window generator sends each output pixel as
 Q = ceil(C/L) beats whose lane t*L + l carries tap t of channel q*L + l, one register stage
 reduces the kh*kw taps of every lane, and the output is HWC with L lanes, Q beats per pixel
 (the last padded when L does not divide C). At full rate a sample takes OH*OW*Q cycles
-whenever the input keeps up (`hw.window.full_rate_cycles`).
+whenever the input keeps up (`hw.window_geometry.full_rate_cycles`).
 
 AvgPool pads with the input zero point, so padded taps add (z - z) = 0 and the sum runs over
 all taps; the generator's row and column masks give the real-element count
@@ -30,7 +30,8 @@ from hw.fold import ceil_div
 from hw.mac import adder_tree
 from hw.requant import Requantizer
 from hw.shapes import shape_of
-from hw.window import PAD, Beats, Window, WindowGenerator, lookup
+from hw.window import WindowGenerator, lookup
+from hw.window_geometry import PAD, Beats, Window
 from quant import ir
 from quant.qtypes import IntType
 
